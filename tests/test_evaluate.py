@@ -1,0 +1,105 @@
+import json
+
+import pytest
+
+from hintgrpo.configs import EvaluateArguments
+from hintgrpo.evaluate import evaluate, read_records, score_records
+from hintgrpo.tasks import get_task
+
+
+def eval_args(model, data_dir, output_dir, **overrides):
+    options = dict(
+        model=str(model),
+        task="emobank",
+        data_dir=str(data_dir),
+        split="dev",
+        output_dir=str(output_dir),
+        limit=6,
+        batch_size=4,
+        max_new_tokens=8,
+    )
+    return EvaluateArguments(**(options | overrides))
+
+
+def test_evaluate_writes_every_report(tiny_model_dir, real_data_dir, tmp_path):
+    metrics = evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path))
+    for name in ("metrics.json", "metrics.md", "predictions.jsonl", "scatter.png", "confusion.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    records = read_records(tmp_path / "predictions.jsonl")
+    assert len(records) == 6 == metrics["n"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["parse_rate"] == metrics["parse_rate"]
+    assert {"MAE", "Corr", "Mult_acc_7", "Has0_acc_2", "Non0_F1_score", "parse_rate"} <= set(metrics)
+
+
+def test_evaluate_classification_task(tiny_model_dir, real_data_dir, tmp_path):
+    metrics = evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path, task="meld_sentiment", split="test"))
+    assert {"accuracy", "weighted_f1", "parse_rate"} <= set(metrics)
+    assert (tmp_path / "confusion.png").is_file()
+
+
+def test_interrupted_run_resumes_from_last_record(tiny_model_dir, real_data_dir, tmp_path):
+    args = eval_args(tiny_model_dir, real_data_dir, tmp_path)
+    evaluate(args)
+    predictions = tmp_path / "predictions.jsonl"
+    lines = predictions.read_text().splitlines(keepends=True)
+    # Simulate a kill in the middle of writing the fourth record.
+    predictions.write_text("".join(lines[:3]) + lines[3][:20])
+    evaluate(args)
+    records = read_records(predictions)
+    assert [r["id"] for r in records] == [json.loads(line)["id"] for line in lines[:3]] + [r["id"] for r in records[3:]]
+    assert len(records) == 6 and len({r["id"] for r in records}) == 6
+
+
+def test_resume_refuses_a_different_run(tiny_model_dir, real_data_dir, tmp_path):
+    evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path))
+    with pytest.raises(ValueError, match="different run"):
+        evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path, max_new_tokens=9))
+
+
+def record(label, answer, polarity, gold_polarity, well_formed=False):
+    return {
+        "label": label,
+        "answer": answer,
+        "polarity": polarity,
+        "gold_polarity": gold_polarity,
+        "well_formed": well_formed,
+    }
+
+
+def test_score_records_counts_unparsed_regression_as_neutral_midpoint():
+    task = get_task("emobank")
+    records = [
+        record(1.0, 1.0, "positive", "positive", True),
+        record(-2.0, None, None, "negative"),
+        record(0.0, None, None, "neutral"),
+        record(2.0, 1.0, "neutral", "positive"),
+    ]
+    metrics = score_records(records, task)
+    # Predictions after the fallback: [1, 0, 0, 1]; |errors| = [0, 2, 0, 1].
+    assert metrics["MAE"] == pytest.approx(0.75, abs=1e-12)
+    assert metrics["parse_rate"] == 0.5
+    assert metrics["well_formed_rate"] == 0.25
+    assert metrics["polarity_accuracy"] == 0.25
+
+
+def test_score_records_classification_unparsed_is_wrong():
+    task = get_task("meld_sentiment")
+    records = [record("positive", "positive", None, "positive"), record("negative", None, None, "negative")]
+    metrics = score_records(records, task)
+    assert metrics["accuracy"] == 0.5 and metrics["parse_rate"] == 0.5
+
+
+def test_real_smollm2_greedy_output_parses(real_data_dir, tmp_path):
+    """Smoke test on the real SmolLM2-135M-Instruct (materialised from the shipped GGUF on first use)."""
+    metrics = evaluate(eval_args("smollm2-135m-instruct", real_data_dir, tmp_path, limit=2, max_new_tokens=48))
+    records = read_records(tmp_path / "predictions.jsonl")
+    assert len(records) == 2 and all(r["completion"].strip() for r in records)
+    assert 0.0 <= metrics["parse_rate"] <= 1.0
+
+
+def test_rendered_gold_scores_perfectly():
+    task = get_task("emobank")
+    labels = [-2.0, -0.5, 0.7, 2.4]
+    records = [record(s, s, task.polarity_of(s), task.polarity_of(s), True) for s in labels]
+    metrics = score_records(records, task)
+    assert metrics["MAE"] == 0.0 and metrics["Mult_acc_7"] == 1.0 and metrics["parse_rate"] == 1.0

@@ -1,0 +1,132 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hintgrpo.reasoning import discrimination_opening, format_score, parse_completion, render
+from hintgrpo.tasks import TASKS, get_task
+
+EMOBANK = get_task("emobank")
+SST5 = get_task("sst5")
+MUSTARD = get_task("mustard")
+
+CANONICAL = (
+    "<think>\n<discrimination>polarity: negative. The speaker complains about the delay.</discrimination>\n"
+    "<calibration>Mild annoyance, no strong words, so moderately negative.</calibration>\n</think>\n"
+    "<answer>-1.4</answer>"
+)
+
+
+def test_canonical_completion_parses_strictly():
+    parsed = parse_completion(CANONICAL, EMOBANK)
+    assert (parsed.polarity, parsed.answer, parsed.well_formed) == ("negative", -1.4, True)
+
+
+def test_render_writes_the_canonical_form():
+    rendered = render(
+        "negative",
+        "The speaker complains about the delay.",
+        "Mild annoyance, no strong words, so moderately negative.",
+        -1.4,
+    )
+    assert rendered == CANONICAL
+    assert rendered.startswith(discrimination_opening("negative"))
+
+
+@pytest.mark.parametrize(
+    ("score", "text"), [(-1.4, "-1.4"), (0.0, "0"), (-0.0, "0"), (2.0, "2"), (1.255, "1.25"), (-0.004, "0")]
+)
+def test_format_score(score, text):
+    assert format_score(score) == text
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_render_parse_round_trip_for_every_task(task):
+    spec = get_task(task)
+    answer = spec.score_range[0] + 0.25 if spec.is_regression else spec.labels[0]
+    polarity = spec.polarity_of(answer)
+    parsed = parse_completion(render(polarity, "evidence", "analysis", answer), spec)
+    assert parsed.well_formed and parsed.polarity == polarity and parsed.answer == answer
+
+
+# Real greedy outputs of SmolLM2-135M-Instruct (zero-shot, our DC prompt, EmoBank dev).
+SMOLLM2_OUTPUTS = [
+    (
+        "1. Discrimination: state the coarse result (negative / neutral / positive) and its evidence.\n"
+        "2. Calibration: refine it with fine-grained analysis.\n3. Answer: 1.2\n\nThe answer is 1.2.",
+        None,
+        1.2,
+    ),
+    ("A Goodwill staff member addresses a group of welfare recipients.", None, None),
+    (
+        "I'm sorry for any confusion, but as a sentiment analysis AI, I'm unable to provide assistance with the "
+        "requested Utterance. I'm here to assist with any other tasks you need assistance with.",
+        None,
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "polarity", "answer"), SMOLLM2_OUTPUTS)
+def test_real_smollm2_outputs(text, polarity, answer):
+    parsed = parse_completion(text, EMOBANK)
+    assert (parsed.polarity, parsed.answer, parsed.well_formed) == (polarity, answer, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "polarity", "answer", "well_formed"),
+    [
+        # Structure intact but the answer is outside [-3, 3]: no answer, not well formed.
+        (CANONICAL.replace("-1.4", "-4"), "negative", None, False),
+        # Unknown polarity word.
+        (CANONICAL.replace("negative.", "sad."), None, -1.4, False),
+        # Missing calibration phase: lenient parse keeps polarity and answer.
+        (
+            "<think><discrimination>polarity: positive. nice</discrimination></think><answer>2</answer>",
+            "positive",
+            2.0,
+            False,
+        ),
+        # Answer tag never closed (generation budget ran out) is still read.
+        ("polarity: neutral. meh <answer> 0.3", "neutral", 0.3, False),
+        # Unicode minus and extra words inside the answer.
+        (CANONICAL.replace("-1.4", "−1.5 out of 3"), "negative", -1.5, True),
+        ("Score: nan", None, None, False),
+        ("", None, None, False),
+    ],
+)
+def test_lenient_and_malformed_cases(text, polarity, answer, well_formed):
+    parsed = parse_completion(text, EMOBANK)
+    assert (parsed.polarity, parsed.answer, parsed.well_formed) == (polarity, answer, well_formed)
+
+
+def test_classification_answers_pick_the_one_named_label():
+    def answer(text):
+        return parse_completion(f"<answer>{text}</answer>", SST5).answer
+
+    assert answer("Very Negative") == "very negative"
+    assert answer("negative.") == "negative"
+    assert answer("positive or negative") is None  # two labels named: ambiguous
+    assert answer("great") is None
+    assert parse_completion(render("sarcastic", "e", "c", "sarcastic"), MUSTARD).well_formed
+
+
+@given(st.text())
+def test_parse_never_raises(text):
+    parsed = parse_completion(text, EMOBANK)
+    assert parsed.answer is None or EMOBANK.in_range(parsed.answer)
+    parse_completion(text, SST5)
+
+
+@given(
+    st.sampled_from(["negative", "neutral", "positive"]),
+    st.floats(min_value=-3, max_value=3, allow_nan=False),
+    st.text(alphabet=st.characters(blacklist_characters="<>"), max_size=60),
+)
+def test_rendered_completions_round_trip(polarity, score, evidence):
+    parsed = parse_completion(render(polarity, evidence, "calibration text", score), EMOBANK)
+    assert parsed.polarity == polarity
+    assert parsed.answer == pytest.approx(score, abs=0.005 + 1e-9)
+
+
+def test_non_string_input_is_no_answer():
+    assert parse_completion(None, EMOBANK).answer is None

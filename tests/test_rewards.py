@@ -1,0 +1,94 @@
+import pytest
+from datasets import Dataset
+
+from hintgrpo.reasoning import render
+from hintgrpo.rewards import REWARDS, completion_text, get_reward_funcs
+
+GOOD = render("negative", "complaint", "mild", -1.4)
+WRONG_POLARITY = render("positive", "praise", "strong", 2.5)
+INCONSISTENT = render("positive", "praise", "but the score says otherwise", -2.0)
+NO_ANSWER = "I cannot judge this."
+
+
+def rewards(name, completions, **columns):
+    (func,) = get_reward_funcs([name])
+    n = len(completions)
+    columns = {"task": ["emobank"] * n, "label": [-1.5] * n, "polarity": ["negative"] * n} | columns
+    return func(completions=completions, **columns)
+
+
+def test_format_reward():
+    assert rewards("format", [GOOD, WRONG_POLARITY, NO_ANSWER, GOOD.replace("-1.4", "9")]) == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_polarity_reward_reads_gold_polarity_column():
+    assert rewards("polarity", [GOOD, WRONG_POLARITY, NO_ANSWER]) == [1.0, 0.0, 0.0]
+    assert rewards("polarity", [GOOD], polarity=["positive"]) == [0.0]
+
+
+def test_regression_reward_default_tau_is_quarter_range():
+    # tau = 6 / 4 = 1.5: |-1.4 + 1.5| = 0.1 -> 1 - 0.1/1.5; |2.5 + 1.5| = 4 -> 0; no answer -> 0.
+    assert rewards("regression", [GOOD, WRONG_POLARITY, NO_ANSWER]) == pytest.approx([1 - 0.1 / 1.5, 0.0, 0.0])
+
+
+def test_regression_tau_is_configurable():
+    (func,) = get_reward_funcs(["regression"], regression_tau=0.2)
+    assert func([GOOD], task=["emobank"], label=[-1.5]) == pytest.approx([0.5])
+
+
+def test_consistency_reward():
+    assert rewards("consistency", [GOOD, INCONSISTENT, NO_ANSWER]) == [1.0, 0.0, 0.0]
+
+
+def test_task_specific_rewards_return_none_elsewhere():
+    completions = [GOOD, render("negative", "e", "c", "negative")]
+    columns = {"task": ["emobank", "meld_sentiment"], "label": [-1.5, "negative"], "polarity": ["negative"] * 2}
+    assert rewards("accuracy", completions, **columns) == [None, 1.0]
+    assert rewards("regression", completions, **columns)[1] is None
+
+
+def test_conversational_completions():
+    conversational = [[{"role": "assistant", "content": GOOD}]]
+    assert completion_text(conversational[0]) == GOOD
+    assert rewards("format", conversational) == [1.0]
+
+
+def test_unknown_reward_name():
+    with pytest.raises(ValueError, match="available: format"):
+        get_reward_funcs(["format", "fluency"])
+
+
+def test_registry_names():
+    assert set(REWARDS) == {"format", "polarity", "regression", "consistency", "accuracy"}
+
+
+def test_rewards_plug_into_trl_grpo(tiny_model_dir, tmp_path):
+    """TRL calls our rewards with the dataset's gold columns and logs each one."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from hintgrpo.data.prompts import add_prompt
+
+    rows = [{"id": str(i), "text": f"sample {i}", "label": 1.5 - i, "task": "emobank", "context": ""} for i in range(4)]
+    dataset = Dataset.from_list([r | {"polarity": "positive" if r["label"] > 0.5 else "neutral"} for r in rows])
+    config = GRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        max_steps=1,
+        report_to=[],
+        logging_steps=1,
+        save_strategy="no",
+    )
+    names = ["format", "polarity", "regression", "consistency"]
+    trainer = GRPOTrainer(
+        model=str(tiny_model_dir),
+        reward_funcs=get_reward_funcs(names),
+        args=config,
+        train_dataset=dataset.map(add_prompt),
+    )
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    for name in names:
+        assert f"rewards/{name}_reward/mean" in logged
