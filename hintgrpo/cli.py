@@ -1,5 +1,7 @@
 """`hintgrpo` command: data and evaluation steps.
 
+hintgrpo synthesize --task T --data_dir D --split S --backend openai|transformers|lexicon --output_file F
+    [--teacher_model M] [--base_url URL] [--limit N] [--max_tries 3] [--tolerance 0.25] [--concurrency 8]
 hintgrpo evaluate --model M --task T --data_dir D --split S --output_dir O [--limit N]
 hintgrpo models prepare smollm2-135m-instruct [--output_dir DIR] [--force]
 hintgrpo models tiny OUT [--arch qwen2|llama]
@@ -25,6 +27,22 @@ def run_evaluate(argv: list[str]) -> None:
     print(f"report written to {args.output_dir}/")
 
 
+def run_synthesize(argv: list[str]) -> None:
+    from trl import TrlParser
+
+    from hintgrpo.configs import SynthesizeArguments
+    from hintgrpo.data.synthesize import synthesize
+    from hintgrpo.data.teacher import TeacherSetupError
+
+    (args,) = TrlParser((SynthesizeArguments,), prog="hintgrpo synthesize").parse_args_and_config(argv)
+    try:
+        counts = synthesize(args)
+    except TeacherSetupError as error:
+        sys.exit(f"error: {error}")
+    print(json.dumps(counts, indent=2))
+    print(f"records in {args.output_file}")
+
+
 def run_models(argv: list[str]) -> None:
     from hintgrpo.models.loading import SHIPPED_MODELS, prepare_shipped_model
     from hintgrpo.models.tiny import CONFIGS, build_tiny_model
@@ -45,7 +63,7 @@ def run_models(argv: list[str]) -> None:
         print(build_tiny_model(args.output_dir, arch=args.arch))
 
 
-COMMANDS = {"evaluate": run_evaluate, "models": run_models}
+COMMANDS = {"synthesize": run_synthesize, "evaluate": run_evaluate, "models": run_models}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,3 +30,75 @@ class EvaluateArguments(DataArguments):
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N rows."})
     batch_size: int = field(default=64, metadata={"help": "Prompts generated together."})
     max_new_tokens: int = field(default=128, metadata={"help": "Generation budget per completion."})
+
+
+@dataclass
+class SynthesizeArguments(DataArguments):
+    split: str = field(default="train", metadata={"help": "Dataset split to write teacher reasoning for."})
+    output_file: str = field(
+        default="outputs/cot/train.jsonl", metadata={"help": "Append-only JSONL of records; a rerun resumes it."}
+    )
+    backend: str = field(
+        default="openai",
+        metadata={
+            "help": "openai: an OpenAI-compatible chat endpoint; transformers: a local model; "
+            "lexicon: offline VADER-grounded rationales (demos, CI).",
+            "choices": ["openai", "transformers", "lexicon"],
+        },
+    )
+    teacher_model: str | None = field(
+        default=None,
+        metadata={"help": "Model served at --base_url (openai), or a shipped name / HF id / folder (transformers)."},
+    )
+    base_url: str = field(
+        default="http://localhost:8000/v1",
+        metadata={"help": "Endpoint base URL; the API key is read from $HINTGRPO_TEACHER_API_KEY or $OPENAI_API_KEY."},
+    )
+    limit: int | None = field(default=None, metadata={"help": "Only the first N rows."})
+    max_tries: int = field(
+        default=3, metadata={"help": "Teacher attempts per sample (retries get the validation error as feedback)."}
+    )
+    tolerance: float = field(default=0.25, metadata={"help": "Largest accepted |score - gold| (regression tasks)."})
+    concurrency: int = field(
+        default=8, metadata={"help": "Samples in flight at once (requests for openai, batch size for transformers)."}
+    )
+    timeout: float = field(default=60.0, metadata={"help": "Seconds to wait for one HTTP request."})
+    max_request_retries: int = field(
+        default=5, metadata={"help": "Retries of a request failing with 5xx/408/429, a timeout, or malformed JSON."}
+    )
+    backoff_base: float = field(
+        default=1.0, metadata={"help": "First retry delay in seconds; it doubles per retry (with jitter)."}
+    )
+    backoff_max: float = field(default=30.0, metadata={"help": "Longest retry delay in seconds."})
+    max_new_tokens: int = field(default=512, metadata={"help": "Generation budget per teacher reply."})
+
+
+@dataclass
+class SFTScriptArguments:
+    """What `recipes/sft.py` trains on; training and model options come from trl's SFTConfig and ModelConfig."""
+
+    cot_file: str | None = field(
+        default=None,
+        metadata={"help": "Teacher CoT JSONL written by `hintgrpo synthesize` (its accepted records are trained on)."},
+    )
+    eval_cot_file: str | None = field(
+        default=None, metadata={"help": "Held-out CoT JSONL for the eval loss (used when eval_strategy is not 'no')."}
+    )
+    task: str | None = field(
+        default=None, metadata={"help": "Train only on records of this task (a CoT file may mix several)."}
+    )
+
+
+@dataclass
+class GRPOScriptArguments(DataArguments):
+    """What `recipes/hint_grpo.py` trains on and how it is rewarded (the rest: HintGRPOConfig, ModelConfig)."""
+
+    split: str = field(default="train", metadata={"help": "Dataset split whose prompts are sampled."})
+    limit: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["format", "polarity", "regression", "consistency"],
+        metadata={"help": "Reward names from hintgrpo.rewards (weights: --reward_weights)."},
+    )
+    regression_tau: float | None = field(
+        default=None, metadata={"help": "Error at which the regression reward reaches 0 (default: range / 4)."}
+    )

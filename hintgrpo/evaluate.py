@@ -8,37 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from pathlib import Path
 
-import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
 from hintgrpo.configs import EvaluateArguments
 from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import build_messages
+from hintgrpo.jsonl import read_records
 from hintgrpo.metrics import compute_metrics
-from hintgrpo.models import load_for_generation
+from hintgrpo.models import generate_batch, load_for_generation
 from hintgrpo.plots import plot_confusion, plot_scatter
 from hintgrpo.reasoning import parse_completion
 from hintgrpo.tasks import TaskSpec, get_task
 
-logger = logging.getLogger(__name__)
-
 # Settings that change the predictions: a resumed run must match them.
 RUN_KEYS = ("model", "task", "split", "limit", "max_new_tokens")
-
-
-@torch.inference_mode()
-def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int) -> list[str]:
-    """Greedy completions of chat prompts (the tokenizer pads on the left)."""
-    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
-    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    outputs = model.generate(
-        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-    )
-    return tokenizer.batch_decode(outputs[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def prediction_record(sample: dict, completion: str, task: TaskSpec) -> dict:
@@ -52,25 +38,6 @@ def prediction_record(sample: dict, completion: str, task: TaskSpec) -> dict:
         "polarity": parsed.polarity,
         "well_formed": parsed.well_formed,
     }
-
-
-def read_records(path: Path) -> list[dict]:
-    """Records written so far; a last line cut short by a kill is dropped from the file and redone."""
-    if not path.is_file():
-        return []
-    records, kept_bytes = [], 0
-    with open(path, "rb") as handle:
-        for line in handle:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-            kept_bytes += len(line)
-    if kept_bytes < path.stat().st_size:
-        logger.warning("%s: dropping an incomplete last record; it will be generated again", path)
-        with open(path, "r+b") as handle:
-            handle.truncate(kept_bytes)
-    return records
 
 
 def check_resumable(output_dir: Path, run: dict) -> None:

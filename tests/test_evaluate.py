@@ -3,7 +3,8 @@ import json
 import pytest
 
 from hintgrpo.configs import EvaluateArguments
-from hintgrpo.evaluate import evaluate, read_records, score_records
+from hintgrpo.evaluate import evaluate, score_records
+from hintgrpo.jsonl import read_records
 from hintgrpo.tasks import get_task
 
 

@@ -40,6 +40,24 @@ def user_prompt(text: str, context: str = "") -> str:
     return f"Utterance to judge:\n{text}"
 
 
+# Sample columns that hold another modality: a file path / URL, or a [frames, size] feature array.
+MODALITY_COLUMNS = ("audio", "vision", "video", "image")
+
+
+def describe_modalities(sample: dict) -> list[str]:
+    """One line per non-text modality of the sample, e.g. "audio: pre-extracted features, 50 frames of 5 values"."""
+    lines = []
+    for name in MODALITY_COLUMNS:
+        value = sample.get(name)
+        if value is None or len(value) == 0:
+            continue
+        if isinstance(value, str):
+            lines.append(f"{name}: {value}")
+        else:
+            lines.append(f"{name}: pre-extracted features, {len(value)} frames of {len(value[0])} values")
+    return lines
+
+
 def build_messages(sample: dict, task: TaskSpec | None = None) -> list[dict]:
     task = task or get_task(sample["task"])
     return [

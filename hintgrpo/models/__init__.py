@@ -1,5 +1,5 @@
 """Model loading and offline materialisation."""
 
-from hintgrpo.models.loading import load_for_generation, prepare_shipped_model, resolve_model
+from hintgrpo.models.loading import generate_batch, load_for_generation, prepare_shipped_model, resolve_model
 
-__all__ = ["load_for_generation", "prepare_shipped_model", "resolve_model"]
+__all__ = ["generate_batch", "load_for_generation", "prepare_shipped_model", "resolve_model"]

@@ -88,3 +88,14 @@ def load_for_generation(name_or_path: str, dtype: torch.dtype = torch.float32):
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
     return model, tokenizer
+
+
+@torch.inference_mode()
+def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int) -> list[str]:
+    """Greedy completions of chat prompts (the tokenizer pads on the left)."""
+    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    outputs = model.generate(
+        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
+    return tokenizer.batch_decode(outputs[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)

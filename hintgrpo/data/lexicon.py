@@ -1,0 +1,175 @@
+"""An offline teacher for demos and CI: deterministic DC rationales grounded in the VADER sentiment lexicon.
+
+It is told the gold answer and explains it: it cites only cue words that occur in the sample, each with
+its lexicon valence (−4 to +4), states the gold polarity and ends in the gold answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from vaderSentiment.vaderSentiment import BOOSTER_DICT, N_SCALAR, NEGATE, SentimentIntensityAnalyzer
+
+from hintgrpo.data.prompts import describe_modalities
+from hintgrpo.reasoning import format_score, render
+from hintgrpo.tasks import POLARITIES, TaskSpec
+
+WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+HEDGES = frozenset({"might", "may", "maybe", "perhaps", "possibly", "probably", "seems", "guess", "suppose"})
+NEGATION_WINDOW = 3  # preceding words that can negate a cue, as in VADER
+MAX_CITED = 3
+
+
+@functools.cache
+def valence_lexicon() -> dict[str, float]:
+    return SentimentIntensityAnalyzer().lexicon
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-cased words, with typographic apostrophes made plain."""
+    return WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+def unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def quote(words: list[str]) -> str:
+    return ", ".join(f'"{word}"' for word in words)
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A lexicon word of the text, and the negation word shortly before it, if any."""
+
+    word: str
+    valence: float
+    negator: str | None
+
+    @property
+    def effect(self) -> float:
+        """The valence after negation, which flips and damps it (VADER's rule)."""
+        return self.valence * N_SCALAR if self.negator else self.valence
+
+    def cite(self) -> str:
+        negation = f', negated by "{self.negator}"' if self.negator else ""
+        return f'"{self.word}" ({self.valence:+.1f}{negation})'
+
+
+def find_cues(text: str) -> list[Cue]:
+    """Each lexicon word of `text` once (its first occurrence), in order."""
+    lexicon, words, cues = valence_lexicon(), words_of(text), {}
+    for index, word in enumerate(words):
+        if word in lexicon and word not in cues:
+            window = words[max(0, index - NEGATION_WINDOW) : index]
+            negator = next((w for w in reversed(window) if w in NEGATE or w.endswith("n't")), None)
+            cues[word] = Cue(word, lexicon[word], negator)
+    return list(cues.values())
+
+
+def cite_strongest(cues: list[Cue], limit: int = MAX_CITED) -> str:
+    return ", ".join(cue.cite() for cue in sorted(cues, key=lambda cue: -abs(cue.effect))[:limit])
+
+
+def cues_toward(polarity: str, cues: list[Cue]) -> list[Cue]:
+    """The cues whose (negation-adjusted) valence points to `polarity`, "positive" or "negative"."""
+    sign = 1 if polarity == "positive" else -1
+    return [cue for cue in cues if cue.effect * sign > 0]
+
+
+def lean(cues: list[Cue]) -> str:
+    total = sum(cue.effect for cue in cues)
+    return "positive" if total > 0 else "negative" if total < 0 else "neutral"
+
+
+def discrimination_evidence(polarity: str, cues: list[Cue]) -> str:
+    if polarity not in POLARITIES:  # a coarse result that is not a sentiment, e.g. sarcastic / sincere
+        if not cues:
+            return f"The wording carries no sentiment cue words; read in its setting, it is {polarity}."
+        literal = f"Taken literally the wording leans {lean(cues)} ({cite_strongest(cues)})"
+        return f"{literal}; read in its setting, it is {polarity}."
+    if polarity == "neutral":
+        if not cues:
+            return "No word of the sentiment lexicon occurs here; the utterance is matter-of-fact."
+        return f"Cue words such as {cite_strongest(cues)} occur, but the utterance as a whole takes no clear side."
+    supporting = cues_toward(polarity, cues)
+    if supporting:
+        return f"The {polarity} cue words {cite_strongest(supporting)} set the tone."
+    if cues:
+        return f"Although the cue words {cite_strongest(cues)} point the other way, the whole reads {polarity}."
+    return f"No word of the sentiment lexicon marks it, so the {polarity} reading rests on what is described."
+
+
+def strength(valence: float) -> str:
+    return "strong" if valence >= 2.5 else "moderate" if valence >= 1.5 else "mild"
+
+
+def calibration_remarks(sample: dict, task: TaskSpec, cues: list[Cue], answer: float | str) -> str:
+    words = unique(words_of(sample["text"]))
+    remarks = []
+    if cues:
+        strongest = max(cues, key=lambda cue: abs(cue.effect))
+        remarks.append(f"The strongest cue, {strongest.cite()}, is {strength(abs(strongest.valence))}.")
+    else:
+        remarks.append("With no loaded words, the wording itself adds little intensity.")
+    amplifiers = [word for word in words if BOOSTER_DICT.get(word, 0) > 0]
+    softeners = [word for word in words if BOOSTER_DICT.get(word, 0) < 0 or word in HEDGES]
+    if amplifiers:
+        remarks.append(f"Intensifiers ({quote(amplifiers)}) amplify it.")
+    if softeners:
+        remarks.append(f"Hedges and downtoners ({quote(softeners)}) soften it.")
+    remarks += [f'"{cue.negator}" negates "{cue.word}", reversing its valence.' for cue in cues if cue.negator]
+    if "!" in sample["text"]:
+        remarks.append("The exclamation adds emphasis.")
+    context = sample.get("context") or ""
+    if context:
+        turns = context.count("\n") + 1
+        earlier = f"The dialogue so far ({turns} turn{'s' if turns > 1 else ''})"
+        context_cues = find_cues(context)
+        tone = lean(context_cues)
+        if tone == "neutral":
+            remarks.append(f"{earlier} has no clear sentiment but frames how the utterance is meant.")
+        else:
+            cited = cite_strongest(cues_toward(tone, context_cues), 2)
+            remarks.append(f"{earlier} leans {tone} ({cited}) and frames how the utterance is meant.")
+    modalities = describe_modalities(sample)
+    if modalities:
+        names = ", ".join(line.partition(":")[0] for line in modalities)
+        remarks.append(f"The sample also has {names}; this reading rests on the wording.")
+    else:
+        remarks.append("Only the text is available, so the judgment rests on its wording.")
+    if task.is_regression:
+        low, high = task.score_range
+        scale = f"on the {low:g} to {high:g} scale"
+        if sample["polarity"] == "neutral":
+            remarks.append(f"Overall it sits near the middle, at {format_score(answer)} {scale}.")
+        else:
+            share = abs(answer) / max(abs(low), abs(high))
+            degree = "strongly" if share >= 0.6 else "moderately" if share >= 0.3 else "mildly"
+            remarks.append(f"Overall it is {degree} {sample['polarity']}, at {format_score(answer)} {scale}.")
+    else:
+        remarks.append(f"Overall the label that fits is {answer}.")
+    return " ".join(remarks)
+
+
+def gold_answer(sample: dict, task: TaskSpec) -> float | str:
+    """The gold label; a gold score rounded to one decimal unless that carries it across the neutral band's edge."""
+    if not task.is_regression:
+        return sample["label"]
+    gold = float(sample["label"])
+    rounded = round(gold, 1)
+    return rounded if task.polarity_of(rounded) == sample["polarity"] else gold
+
+
+def lexicon_rationale(sample: dict, task: TaskSpec) -> str:
+    """A DC completion for `sample` that reaches its gold answer; the same sample always gets the same text."""
+    cues = find_cues(sample["text"])
+    answer = gold_answer(sample, task)
+    return render(
+        sample["polarity"],
+        discrimination_evidence(sample["polarity"], cues),
+        calibration_remarks(sample, task, cues, answer),
+        answer,
+    )

@@ -1,0 +1,34 @@
+"""Append-only JSONL record files that survive being killed mid-write."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def read_records(path: Path, repair: bool = True) -> list[dict]:
+    """Records written so far.
+
+    A last line cut short by a kill (invalid JSON, or no newline yet) is not a record: with `repair` it is
+    cut from the file, so the run that resumes appends after the last whole record and redoes that one.
+    """
+    if not path.is_file():
+        return []
+    records, kept_bytes = [], 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+            kept_bytes += len(line)
+    if repair and kept_bytes < path.stat().st_size:
+        logger.warning("%s: dropping an incomplete last record; it will be generated again", path)
+        with open(path, "r+b") as handle:
+            handle.truncate(kept_bytes)
+    return records
