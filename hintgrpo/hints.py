@@ -1,0 +1,77 @@
+"""Hint-GRPO building blocks: which groups are hard, how likely a hint is, and what the hint says (DESIGN §5).
+
+Pure functions over tensors and samples, so the trainer's bookkeeping can be tested on hand-made rewards.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from hintgrpo.reasoning import discrimination_opening
+
+
+def hard_groups(
+    polarity_correct: torch.Tensor,
+    total_rewards: torch.Tensor,
+    num_generations: int,
+    trigger: str,
+    reward_threshold: float,
+) -> torch.Tensor:
+    """One flag per group of `num_generations` consecutive rows: True when the group is hard.
+
+    'polarity': no completion of the group states the gold polarity. 'reward': the group's best total
+    reward is below `reward_threshold` (NaN rewards, i.e. unscorable rows, never count as the best).
+    """
+    if trigger == "polarity":
+        return ~polarity_correct.view(-1, num_generations).any(dim=1)
+    if trigger == "reward":
+        best = torch.nan_to_num(total_rewards, nan=-math.inf).view(-1, num_generations).max(dim=1).values
+        return best < reward_threshold
+    raise ValueError(f"unknown hint trigger {trigger!r}")
+
+
+def hint_probability(step: int, max_steps: int, schedule: str, start: float, end: float) -> float:
+    """Probability of hinting a hard group at `step`: constant `start`, or decaying from `start` to `end`."""
+    if schedule == "constant" or max_steps <= 0:
+        return start
+    progress = min(1.0, step / max_steps)
+    if schedule == "linear":
+        return start + (end - start) * progress
+    if schedule == "cosine":
+        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown hint schedule {schedule!r}")
+
+
+def sample_hinted_groups(hard: torch.Tensor, probability: float, seed: int, step: int) -> torch.Tensor:
+    """The hard groups that get a hint this step. Seeded by (seed, step) alone, so every rank draws the same."""
+    if probability >= 1.0:
+        return hard.clone()
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    draws = torch.rand(hard.numel(), generator=generator)
+    return hard & (draws.to(hard.device) < probability)
+
+
+def hint_prefix(gold_polarity: str) -> str:
+    """'prefix' mode: the forced start of the completion, up to the stated gold polarity."""
+    return discrimination_opening(gold_polarity)
+
+
+def hint_prompt(prompt: list[dict], gold_polarity: str, template: str) -> list[dict]:
+    """'prompt' mode: a copy of the conversation whose last user turn ends with the hint sentence."""
+    last_user = max(i for i, message in enumerate(prompt) if message["role"] == "user")
+    hinted = [dict(message) for message in prompt]
+    hint = template.format(polarity=gold_polarity)
+    content = hinted[last_user]["content"]
+    if isinstance(content, str):
+        hinted[last_user]["content"] = f"{content}\n\n{hint}"
+    else:  # multimodal content blocks
+        hinted[last_user]["content"] = [*content, {"type": "text", "text": hint}]
+    return hinted
+
+
+def group_has_variance(rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
+    """Per group: True when its total rewards are not all equal (it carries a learning signal)."""
+    grouped = torch.nan_to_num(rewards, nan=0.0).view(-1, num_generations)
+    return (grouped.max(dim=1).values - grouped.min(dim=1).values) > 1e-6

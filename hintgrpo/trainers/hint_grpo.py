@@ -1,0 +1,225 @@
+"""`HintGRPOTrainer`: TRL's GRPOTrainer that hints hard groups and re-samples them (DESIGN §5, §6).
+
+The hint step sits inside TRL's own generation hook (`_generate`): after a batch is generated it is
+scored, the hard groups are found on the rewards gathered from every process, and only their rows are
+regenerated with the hint. TRL then scores the final completions and computes every advantage as
+usual, so a hinted group's advantages come from its new rewards and `hint_mode="none"` is exactly
+TRL's GRPO. Forced prefix tokens are returned with a zero `tool_mask`, which TRL keeps as context in
+the forward pass and leaves out of the loss.
+
+DAPO-style dynamic sampling (`dynamic_sampling=True`) runs on the same hook: groups whose rewards are
+all equal are replaced by groups of fresh prompts from the training set, up to `max_refill_rounds` times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from trl import GRPOTrainer
+
+from hintgrpo.hints import (
+    group_has_variance,
+    hard_groups,
+    hint_prefix,
+    hint_probability,
+    hint_prompt,
+    sample_hinted_groups,
+)
+from hintgrpo.reasoning import parse_completion
+from hintgrpo.rewards import completion_text
+from hintgrpo.tasks import get_task
+from hintgrpo.trainers.hint_grpo_config import HintGRPOConfig
+
+
+@dataclass
+class Generation:
+    """The per-row lists TRL's `_generate` returns, in its order, with rows that can be replaced."""
+
+    prompt_ids: list
+    completion_ids: list
+    tool_mask: list | None
+    completions: list
+    logprobs: list | None
+    extra_fields: dict
+    images: list | None
+    tool_images: list
+
+    def replace(self, row: int, prompt_ids: list, forced: list, new: list, logprobs, text: str) -> None:
+        """Row `row` becomes `forced + new` after `prompt_ids`; forced tokens are context, not trained on."""
+        if forced and self.tool_mask is None:
+            self.tool_mask = [[1] * len(ids) for ids in self.completion_ids]
+        self.prompt_ids[row] = prompt_ids
+        self.completion_ids[row] = forced + new
+        if self.tool_mask is not None:
+            self.tool_mask[row] = [0] * len(forced) + [1] * len(new)
+        conversational = not isinstance(self.completions[row], str)
+        self.completions[row] = [{"role": "assistant", "content": text}] if conversational else text
+        if self.logprobs is not None:
+            self.logprobs[row] = [None] * len(forced) + list(logprobs)
+
+    def as_tuple(self) -> tuple:
+        return (
+            self.prompt_ids,
+            self.completion_ids,
+            self.tool_mask,
+            self.completions,
+            self.logprobs,
+            self.extra_fields,
+            self.images,
+            self.tool_images,
+        )
+
+
+class HintGRPOTrainer(GRPOTrainer):
+    """GRPO with discrimination hints for hard groups, optional dynamic sampling, and per-sample `weight`s."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.args, HintGRPOConfig):
+            raise TypeError(f"HintGRPOTrainer needs a HintGRPOConfig, got {type(self.args).__name__}")
+        if self._resamples and (self.tools or self.rollout_func is not None):
+            raise ValueError("hints and dynamic sampling are not supported with tools or a custom rollout_func")
+        self._batch_inputs: list[dict] | None = None
+        self._pending_hint: dict | None = None
+
+    @property
+    def _resamples(self) -> bool:
+        return self.args.hint_mode != "none" or self.args.dynamic_sampling
+
+    def _generate_and_score_completions(self, inputs):
+        self._batch_inputs = inputs
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._batch_inputs = None
+        weights = torch.tensor([float(x.get("weight", 1.0)) for x in inputs], device=output["advantages"].device)
+        if not torch.all(weights == 1.0):
+            output["advantages"] = output["advantages"] * weights
+        return output
+
+    def _generate(self, prompts: list):
+        generated = super()._generate(prompts)
+        if not self._resamples or not self.model.training or self._batch_inputs is None:
+            return generated
+        generation = Generation(*(list(x) if isinstance(x, list) else x for x in generated))
+        if self.args.hint_mode != "none":
+            self._hint_hard_groups(prompts, self._batch_inputs, generation)
+        if self.args.dynamic_sampling:
+            self._refill_zero_variance_groups(prompts, self._batch_inputs, generation)
+        return generation.as_tuple()
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        if self._pending_hint is not None:  # the first scoring of the batch that holds the hinted rows
+            self._log_rewards_after_hint(self._total_rewards(rewards_per_func), self._pending_hint)
+            self._pending_hint = None
+        return rewards_per_func
+
+    def _total_rewards(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
+        """TRL's weighted sum of the reward functions; NaN where no function scored the row."""
+        weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
+        total = (rewards_per_func * weights).nansum(dim=1)
+        total[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        return total
+
+    def _score(self, prompts: list, inputs: list[dict], generation: Generation) -> torch.Tensor:
+        """Total reward of every row of the global batch (gathered from all processes)."""
+        rewards = self._calculate_rewards(inputs, prompts, generation.completions, generation.completion_ids)
+        return self._total_rewards(rewards)
+
+    def _local_rows(self, groups: torch.Tensor, batch_size: int) -> list[int]:
+        """Indices into this process's rows of the flagged groups (a group may span processes)."""
+        offset = self.accelerator.process_index * batch_size
+        return [i for i in range(batch_size) if groups[(offset + i) // self.num_generations]]
+
+    def _hint_hard_groups(self, prompts: list, inputs: list[dict], generation: Generation) -> None:
+        device, group_size = self.accelerator.device, self.num_generations
+        total = self._score(prompts, inputs, generation)
+        correct = torch.tensor(
+            [
+                parse_completion(completion_text(c), get_task(x["task"])).polarity == x["polarity"]
+                for c, x in zip(generation.completions, inputs, strict=True)
+            ],
+            device=device,
+        )
+        correct = self.accelerator.gather(correct)
+        hard = hard_groups(correct, total, group_size, self.args.hint_trigger, self.args.hint_reward_threshold)
+        probability = hint_probability(
+            self.state.global_step,
+            self.state.max_steps,
+            self.args.hint_schedule,
+            self.args.hint_prob_start,
+            self.args.hint_prob_end,
+        )
+        hinted = sample_hinted_groups(hard, probability, self.args.seed, self.state.global_step)
+
+        metrics = self._metrics["train"]
+        metrics["hint/hard_group_frac"].append(hard.float().mean().item())
+        metrics["hint/hinted_group_frac"].append(hinted.float().mean().item())
+        metrics["hint/probability"].append(probability)
+        zero_std_before = ~group_has_variance(total, group_size)
+        metrics["hint/zero_std_group_frac_before"].append(zero_std_before.float().mean().item())
+        if not hinted.any():  # the same answer on every rank: all skip the collective calls below together
+            return
+        self._regenerate(self._local_rows(hinted, len(prompts)), prompts, inputs, generation, self.args.hint_mode)
+        row_hinted = hinted.repeat_interleave(group_size)
+        self._pending_hint = {"hinted": hinted, "row_hinted": row_hinted, "reward_before": total[row_hinted]}
+
+    def _refill_zero_variance_groups(self, prompts: list, inputs: list[dict], generation: Generation) -> None:
+        """DAPO dynamic sampling: swap groups without reward variance for groups of fresh training prompts."""
+        group_size, refilled = self.num_generations, 0
+        for round_index in range(self.args.max_refill_rounds + 1):
+            dead = ~group_has_variance(self._score(prompts, inputs, generation), group_size)
+            if round_index == self.args.max_refill_rounds or not dead.any():
+                break
+            # Seeded by (seed, step, round) alone, so every process that holds part of a group picks the same prompt.
+            seed = self.args.seed * 1_000_003 + self.state.global_step * 101 + round_index
+            generator = torch.Generator().manual_seed(seed)
+            replacements = torch.randint(len(self.train_dataset), (dead.numel(),), generator=generator)
+            rows = self._local_rows(dead, len(prompts))
+            offset = self.accelerator.process_index * len(prompts)
+            for row in rows:
+                inputs[row] = dict(self.train_dataset[int(replacements[(offset + row) // group_size])])
+                prompts[row] = inputs[row]["prompt"]
+            self._regenerate(rows, prompts, inputs, generation, "none")
+            refilled += int(dead.sum())
+        metrics = self._metrics["train"]
+        metrics["dapo/refilled_groups"].append(float(refilled))
+        metrics["dapo/zero_std_group_frac_after"].append(dead.float().mean().item())
+
+    def _regenerate(self, rows: list[int], prompts: list, inputs: list[dict], generation: Generation, mode: str):
+        """Sample `rows` again (hinted per `mode`) and write them into `generation`.
+
+        Every rank generates the same number of rows (padding with throwaway copies), so collective
+        generation backends (vLLM server, DeepSpeed ZeRO-3 gathering) see matching calls on all ranks.
+        """
+        count = torch.tensor([len(rows)], device=self.accelerator.device)
+        padded_count = int(self.accelerator.gather(count).max().item())
+        padded_rows = rows + [rows[0] if rows else 0] * (padded_count - len(rows))
+        polarities = [inputs[i]["polarity"] for i in padded_rows]
+        if mode == "prompt":
+            conversations = [
+                hint_prompt(prompts[i], polarity, self.args.hint_template)
+                for i, polarity in zip(padded_rows, polarities, strict=True)
+            ]
+        else:
+            conversations = [prompts[i] for i in padded_rows]
+        if mode == "prefix":
+            forced = [self._tokenizer.encode(hint_prefix(p), add_special_tokens=False) for p in polarities]
+        else:
+            forced = [[] for _ in padded_rows]
+        prompt_ids, images, multimodal_fields = self._tokenize_prompts(conversations)
+        generation_ids = [list(p) + f for p, f in zip(prompt_ids, forced, strict=True)]
+        new_ids, new_logprobs = self._generate_single_turn(generation_ids, images, multimodal_fields, 1)
+        new_logprobs = new_logprobs if new_logprobs is not None else [[] for _ in new_ids]
+        for k, row in enumerate(rows):
+            text = self.processing_class.decode(forced[k] + new_ids[k], skip_special_tokens=True)
+            generation.replace(row, list(prompt_ids[k]), forced[k], list(new_ids[k]), new_logprobs[k], text)
+
+    def _log_rewards_after_hint(self, total_after: torch.Tensor, pending: dict) -> None:
+        metrics = self._metrics["train"]
+        metrics["hint/reward_before"].append(torch.nanmean(pending["reward_before"]).item())
+        metrics["hint/reward_after"].append(torch.nanmean(total_after[pending["row_hinted"]]).item())
+        gained = group_has_variance(total_after, self.num_generations)[pending["hinted"]]
+        metrics["hint/nonzero_std_after_frac"].append(gained.float().mean().item())

@@ -1,0 +1,130 @@
+"""Supervised fine-tuning where each sample counts by its `weight` column (1.0 when absent).
+
+    loss = Σ_i w_i Σ_t ℓ_it / Σ_i w_i n_i
+
+over the completion tokens of the samples in an optimizer step (and of every rank when TRL averages
+tokens across devices). With every weight at 1.0 this is exactly TRL's SFT loss.
+
+How the weight travels through TRL: dataset preparation keeps extra columns, so `weight` survives it;
+the signature columns keep it past `remove_unused_columns`; the collator spreads it over each sample's
+tokens as `token_weights`. `get_batch_samples` divides those by their mean over the accumulated batch's
+loss tokens, and `SFTTrainer.compute_loss` then runs unchanged on a forward whose per-token
+log-probabilities are scaled by them: TRL's Σ_t ℓ_t / n becomes Σ_t w_t ℓ_t / Σ_t w_t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+from trl import SFTTrainer
+from trl.data_utils import get_dataset_column_names
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+from trl.trainer.utils import pad
+
+WEIGHT_COLUMN = "weight"
+
+
+@dataclasses.dataclass
+class DataCollatorForWeightedLanguageModeling(DataCollatorForLanguageModeling):
+    """TRL's language-modeling collator, plus `token_weights`: each sample's weight on all its tokens (0 on padding)."""
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = super().torch_call(examples)
+        token_weights = []
+        for example in examples:
+            weight = float(example.get(WEIGHT_COLUMN, 1.0))
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"sample weights must be finite and non-negative, got {weight}")
+            token_weights.append(torch.full((len(example["input_ids"]),), weight))
+        if self.padding_free:
+            token_weights = [torch.cat(token_weights)]
+        batch["token_weights"] = pad(token_weights, 0.0, "right", self.pad_to_multiple_of)
+        return batch
+
+
+def loss_token_totals(labels: torch.Tensor, token_weights: torch.Tensor) -> torch.Tensor:
+    """[Σ weight, count] over the tokens the loss scores: every label but the first, as the model predicts the next."""
+    scored = labels[:, 1:] != -100
+    return torch.stack([token_weights[:, 1:][scored].sum(), scored.sum().to(token_weights.dtype)])
+
+
+def mean_one_scale(totals: torch.Tensor) -> float:
+    """The factor that brings the scored tokens' mean weight to 1 (0 when they all weigh 0: nothing to learn)."""
+    weight_sum, count = totals.tolist()
+    return count / weight_sum if weight_sum > 0 else 0.0
+
+
+class WeightedSFTTrainer(SFTTrainer):
+    """`trl.SFTTrainer` with per-sample weights; takes the same arguments."""
+
+    _tag_names = ["trl", "sft", "hintgrpo", "weighted-sft"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._reject_options_that_ignore_weights()
+        if type(self.data_collator) is DataCollatorForLanguageModeling:
+            self.data_collator = DataCollatorForWeightedLanguageModeling(**dataclasses.asdict(self.data_collator))
+
+    def _reject_options_that_ignore_weights(self) -> None:
+        args = self.args
+        parallelism = self.accelerator.parallelism_config
+        unsupported = {
+            "loss_type='dft'": args.loss_type == "dft",
+            "label smoothing": args.label_smoothing_factor > 0,
+            "compute_loss_func": self.compute_loss_func is not None,
+            "context or sequence parallelism": parallelism is not None
+            and (parallelism.cp_enabled or parallelism.sp_enabled),
+        }
+        rejected = [option for option, used in unsupported.items() if used]
+        if rejected:
+            raise ValueError(
+                f"{type(self).__name__} does not support {', '.join(rejected)}: the loss would ignore weights"
+            )
+
+    def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
+        if packing and WEIGHT_COLUMN in get_dataset_column_names(dataset):
+            raise ValueError(
+                f"{type(self).__name__} cannot pack the {dataset_name} dataset: packing keeps only input_ids and "
+                "labels, so the sample weights would be lost. Set packing=False (and eval_packing=False)."
+            )
+        return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if WEIGHT_COLUMN not in self._signature_columns:
+            self._signature_columns.append(WEIGHT_COLUMN)
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        # A counted batch is normalised by its token count over all its micro-batches (and ranks), so the
+        # weights' mean is taken over the same tokens.
+        if num_items_in_batch is not None:
+            totals = sum(loss_token_totals(batch["labels"], batch["token_weights"]) for batch in batch_samples)
+            if self.args.average_tokens_across_devices and self.args.world_size > 1:
+                totals = self.accelerator.gather(totals.to(device)).view(-1, 2).sum(0)
+            scale = mean_one_scale(totals)
+            for batch in batch_samples:
+                batch["token_weights"] = batch["token_weights"] * scale
+        return batch_samples, num_items_in_batch
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "token_weights" not in inputs:
+            raise ValueError(
+                f"the batch has no token_weights: {type(self).__name__} needs DataCollatorForWeightedLanguageModeling"
+            )
+        token_weights = inputs.pop("token_weights")
+        # Without a count, TRL normalises each micro-batch by its own tokens (evaluation, for one); so do the weights.
+        if num_items_in_batch is None:
+            token_weights = token_weights * mean_one_scale(loss_token_totals(inputs["labels"], token_weights))
+        scored_weights = token_weights[:, 1:]
+
+        def forward_with_weighted_log_probs(**model_inputs):
+            outputs = model(**model_inputs)
+            if model_inputs.get("fused_lm_head"):
+                outputs.log_probs = outputs.log_probs * scored_weights
+            return outputs
+
+        return super().compute_loss(forward_with_weighted_log_probs, inputs, return_outputs, num_items_in_batch)

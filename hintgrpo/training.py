@@ -1,0 +1,80 @@
+"""Steps the training recipes share: their datasets, model loading, checkpoint resumption and saving."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from datasets import Dataset
+from transformers import TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+from trl import ModelConfig
+
+from hintgrpo.configs import GRPOScriptArguments, SFTScriptArguments
+from hintgrpo.data import load_task_dataset
+from hintgrpo.data.prompts import add_prompt
+from hintgrpo.data.synthesize import load_cot_dataset
+from hintgrpo.models import resolve_model
+
+logger = logging.getLogger(__name__)
+
+
+def sft_datasets(script_args: SFTScriptArguments, training_args: TrainingArguments) -> tuple[Dataset, Dataset | None]:
+    """The accepted teacher CoT records to train on, and those to evaluate on when the run evaluates."""
+    if script_args.cot_file is None:
+        raise ValueError("no training data: pass --cot_file (the JSONL written by `hintgrpo synthesize`)")
+    train = load_cot_dataset(script_args.cot_file, script_args.task)
+    if training_args.eval_strategy == "no":
+        return train, None
+    if script_args.eval_cot_file is None:
+        raise ValueError(f"eval_strategy={training_args.eval_strategy!r} needs --eval_cot_file")
+    return train, load_cot_dataset(script_args.eval_cot_file, script_args.task)
+
+
+def prompt_dataset(script_args: GRPOScriptArguments) -> Dataset:
+    """The task's samples with TRL's conversational `prompt` column, for GRPO."""
+    dataset = load_task_dataset(script_args.task, script_args.data_dir, script_args.split, script_args.skip_bad_rows)
+    if script_args.limit is not None:
+        dataset = dataset.select(range(min(script_args.limit, len(dataset))))
+    return dataset.map(add_prompt)
+
+
+def model_path(model_args: ModelConfig, training_args: TrainingArguments) -> str:
+    """The model to load: a shipped model's name becomes its prepared folder (prepared by the main process only)."""
+    with training_args.main_process_first(desc="model preparation"):
+        return resolve_model(model_args.model_name_or_path)
+
+
+def model_init_kwargs(model_args: ModelConfig, training_args: TrainingArguments) -> dict:
+    """`from_pretrained` arguments from ModelConfig, with any `model_init_kwargs` of the config taking precedence."""
+    return {
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+        **(training_args.model_init_kwargs or {}),
+    }
+
+
+def checkpoint_to_resume(training_args: TrainingArguments) -> str | None:
+    """`--resume_from_checkpoint` if given, else the last checkpoint in output_dir, so a relaunched job continues."""
+    if training_args.resume_from_checkpoint is not None:
+        return training_args.resume_from_checkpoint
+    if os.path.isdir(training_args.output_dir):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+        if checkpoint is not None:
+            logger.info("resuming from %s", checkpoint)
+        return checkpoint
+    return None
+
+
+def train_and_save(trainer, training_args: TrainingArguments, dataset_name: str) -> None:
+    """Train (resuming when there is a checkpoint), then save the model, tokenizer, metrics, state and model card."""
+    result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+    # Trainer switches the KV cache off for training (TrainingArguments.use_cache); the saved model generates with it.
+    trainer.model.config.use_cache = True
+    trainer.save_model(training_args.output_dir)
+    trainer.create_model_card(model_name=Path(training_args.output_dir).name, dataset_name=dataset_name)

@@ -1,0 +1,36 @@
+"""Cold-start SFT on teacher-synthesised DC reasoning, weighted by each record's `weight`.
+
+    accelerate launch --config_file accelerate_configs/cpu.yaml recipes/sft.py --config recipes/configs/demo/sft.yaml
+
+Any option of the YAML can be overridden on the command line (e.g. `--max_steps 10 --use_peft`). A run
+resumes from the last checkpoint in `--output_dir` (or from `--resume_from_checkpoint DIR`).
+"""
+
+from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config, get_quantization_config
+
+from hintgrpo.configs import SFTScriptArguments
+from hintgrpo.trainers import WeightedSFTTrainer
+from hintgrpo.training import model_init_kwargs, model_path, sft_datasets, train_and_save
+
+
+def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
+    train_dataset, eval_dataset = sft_datasets(script_args, training_args)
+    training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
+    trainer = WeightedSFTTrainer(
+        model=model_path(model_args, training_args),
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        quantization_config=get_quantization_config(model_args),
+        peft_config=get_peft_config(model_args),
+    )
+    train_and_save(trainer, training_args, dataset_name=script_args.cot_file)
+    trainer.end()
+
+
+def make_parser() -> TrlParser:
+    return TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+
+
+if __name__ == "__main__":
+    main(*make_parser().parse_args_and_config())
