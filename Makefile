@@ -4,7 +4,7 @@ DATA_DIR ?= ../shared/data
 MODEL ?= smollm2-135m-instruct
 LIMIT ?= 200
 OUTPUT_DIR ?= outputs/demo
-export HINTGRPO_DATA_DIR ?= $(DATA_DIR)
+export HINTGRPO_DATA_DIR ?= $(abspath $(DATA_DIR))
 
 .PHONY: setup demo test lint
 

@@ -12,7 +12,7 @@ import pytest
 def real_data_dir() -> Path:
     """The real datasets (../shared/data beside the checkout, or $HINTGRPO_DATA_DIR); present in CI."""
     env = os.environ.get("HINTGRPO_DATA_DIR")
-    return Path(env) if env else Path(__file__).parents[1].parent / "shared" / "data"
+    return (Path(env) if env else Path(__file__).parents[1].parent / "shared" / "data").resolve()
 
 
 @pytest.fixture(scope="session")
