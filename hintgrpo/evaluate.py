@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from hintgrpo.configs import EvaluateArguments
 from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import build_messages
-from hintgrpo.jsonl import read_records
+from hintgrpo.jsonl import read_records, write_jsonl
 from hintgrpo.metrics import compute_metrics
 from hintgrpo.models import generate_batch, load_for_generation
 from hintgrpo.plots import plot_confusion, plot_scatter
@@ -121,6 +121,8 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
                     done[record["id"]] = record
                 handle.flush()
                 bar.update(len(batch))
-    records = [done[sample_id] for sample_id in dataset["id"]]
+    # Completions are the raw result; parsing them again keeps the report current with the parser.
+    records = [prediction_record(sample, done[sample["id"]]["completion"], task) for sample in dataset]
+    write_jsonl(predictions, records)
     title = f"{args.model} on {args.task} {args.split} (n={len(records)})"
     return write_report(output_dir, records, task, title)

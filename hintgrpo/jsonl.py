@@ -32,3 +32,11 @@ def read_records(path: Path, repair: bool = True) -> list[dict]:
         with open(path, "r+b") as handle:
             handle.truncate(kept_bytes)
     return records
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    """Replace `path` with `records`, written beside it and renamed so a kill never leaves a half file."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(record) + "\n" for record in records)
+    partial.replace(path)

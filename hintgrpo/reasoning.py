@@ -68,9 +68,12 @@ def read_polarity(text: str, task: TaskSpec) -> str | None:
 
 
 def read_answer(text: str, task: TaskSpec) -> float | str | None:
-    """A score inside the task range (the first number in `text`), or the one label `text` names."""
+    """A score inside the task range that `text` starts with, or the one label `text` names.
+
+    The score must lead: "Answer: a number from -3 to 3", parroted from the instructions, is no answer.
+    """
     if task.is_regression:
-        match = _NUMBER.search(text)
+        match = _NUMBER.match(text.strip().lstrip("*\"'` "))
         if match is None:
             return None
         score = float(match.group().replace("−", "-"))

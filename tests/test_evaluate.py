@@ -51,6 +51,17 @@ def test_interrupted_run_resumes_from_last_record(tiny_model_dir, real_data_dir,
     assert len(records) == 6 and len({r["id"] for r in records}) == 6
 
 
+def test_rerun_parses_the_stored_completions_again(tiny_model_dir, real_data_dir, tmp_path):
+    args = eval_args(tiny_model_dir, real_data_dir, tmp_path)
+    evaluate(args)
+    predictions = tmp_path / "predictions.jsonl"
+    records = read_records(predictions)
+    records[0] |= {"completion": "<answer>1.5</answer>", "answer": None}  # as if written by an older parser
+    predictions.write_text("".join(json.dumps(r) + "\n" for r in records))
+    metrics = evaluate(args)
+    assert read_records(predictions)[0]["answer"] == 1.5 and metrics["parse_rate"] >= 1 / 6
+
+
 def test_resume_refuses_a_different_run(tiny_model_dir, real_data_dir, tmp_path):
     evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path))
     with pytest.raises(ValueError, match="different run"):

@@ -130,3 +130,14 @@ def test_rendered_completions_round_trip(polarity, score, evidence):
 
 def test_non_string_input_is_no_answer():
     assert parse_completion(None, EMOBANK).answer is None
+
+
+def test_instructions_parroted_by_smollm2_are_no_answer():
+    # Real SmolLM2-135M output: it repeats the prompt's format description, numbers included.
+    text = (
+        "1. Discrimination: state the coarse result (negative / neutral / positive) and its evidence.\n"
+        "2. Calibration: refine it with fine-grained analysis.\n"
+        "3. Answer: a single number from -3 (most negative) to 3 (most positive).\n\nExample of the format:\n"
+    )
+    assert parse_completion(text, EMOBANK).answer is None
+    assert parse_completion("<answer>**-0.8**</answer>", EMOBANK).answer == -0.8
