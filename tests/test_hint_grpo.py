@@ -101,19 +101,15 @@ def samples(n=2, weight=1.0):
 def make_trainer(
     model_dir, tmp_path, trainer_cls=HintGRPOTrainer, config_cls=HintGRPOConfig, rewards=None, dataset=None, **options
 ):
+    defaults = dict(max_completion_length=10, max_steps=2, learning_rate=1e-2, report_to=[], logging_steps=1)
     config = config_cls(
         output_dir=str(tmp_path),
         use_cpu=True,
         per_device_train_batch_size=2 * GROUP,
         num_generations=GROUP,
-        max_completion_length=10,
-        max_steps=2,
-        learning_rate=1e-2,
-        report_to=[],
-        logging_steps=1,
         save_strategy="no",
         seed=0,
-        **options,
+        **(defaults | options),
     )
     set_seed(0)
     return trainer_cls(
@@ -243,6 +239,8 @@ def test_training_with_hints_changes_the_weights(tiny_model_dir, tmp_path):
 
 
 def test_config_rejects_unknown_options(tmp_path):
+    with pytest.raises(ValueError, match=r"generation_batch_size \(6\) must be divisible by num_generations \(4\)"):
+        HintGRPOConfig(output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=6, num_generations=4)
     with pytest.raises(ValueError, match="hint_mode='hint' is not one of"):
         HintGRPOConfig(output_dir=str(tmp_path), use_cpu=True, hint_mode="hint")
     with pytest.raises(ValueError, match="must be a probability"):
@@ -272,3 +270,23 @@ def test_dynamic_sampling_refills_zero_variance_groups_with_fresh_prompts(tiny_m
     assert all(len(set(texts[g * GROUP : (g + 1) * GROUP])) == 1 for g in range(2))
     assert trainer._metrics["train"]["dapo/refilled_groups"] == [4.0]
     assert trainer._metrics["train"]["dapo/zero_std_group_frac_after"] == [1.0]
+
+
+def test_wandb_offline_gets_the_hinted_completions_table(tiny_model_dir, tmp_path, monkeypatch):
+    import json
+
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path / "run", hint_mode="prefix", report_to=["wandb"], log_completions=True, max_steps=1
+    )
+    trainer.train()
+    wandb.finish()
+    (table_file, *_) = sorted(tmp_path.glob("wandb/offline-run-*/files/media/table/completions_*.table.json"))
+    table = json.loads(table_file.read_text())
+    assert {"completion", "polarity_reward", "advantage"} <= set(table["columns"])
+    completion = table["data"][0][table["columns"].index("completion")]
+    assert completion_text(completion).startswith("<think>\n<discrimination>polarity: ")
+    assert "hint/hard_group_frac" in trainer.state.log_history[0]  # what the W&B callback sends
