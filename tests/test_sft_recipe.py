@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate.commands.config.config_args import load_config_from_file
 from safetensors.torch import load_file
 
 from hintgrpo.configs import SynthesizeArguments
@@ -44,14 +43,6 @@ def test_paper_config_parses():
     assert model_args.model_name_or_path == "Qwen/Qwen2.5-7B-Instruct" and model_args.dtype == "bfloat16"
     assert training_args.bf16 and training_args.activation_checkpointing
     assert script_args.task == "mosei"
-
-
-def test_accelerate_configs_load():
-    cpu = load_config_from_file(str(ROOT / "accelerate_configs/cpu.yaml"))
-    assert cpu.use_cpu and cpu.num_processes == 1
-    zero3 = load_config_from_file(str(ROOT / "accelerate_configs/zero3.yaml"))
-    assert zero3.distributed_type == "DEEPSPEED" and zero3.deepspeed_config["zero_stage"] == 3
-    assert zero3.num_processes == 8 and zero3.mixed_precision == "bf16"
 
 
 def launch_recipe(
