@@ -44,11 +44,16 @@ def hint_probability(step: int, max_steps: int, schedule: str, start: float, end
     raise ValueError(f"unknown hint schedule {schedule!r}")
 
 
+def rank_agnostic_generator(seed: int, step: int, draw: int = 0) -> torch.Generator:
+    """A CPU generator seeded by (seed, step, draw) alone, so every rank draws the same numbers."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 101 + draw)
+
+
 def sample_hinted_groups(hard: torch.Tensor, probability: float, seed: int, step: int) -> torch.Tensor:
-    """The hard groups that get a hint this step. Seeded by (seed, step) alone, so every rank draws the same."""
+    """The hard groups that get a hint this step, drawn identically on every rank."""
     if probability >= 1.0:
         return hard.clone()
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    generator = rank_agnostic_generator(seed, step)
     draws = torch.rand(hard.numel(), generator=generator)
     return hard & (draws.to(hard.device) < probability)
 

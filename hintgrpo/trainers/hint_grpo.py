@@ -24,6 +24,7 @@ from hintgrpo.hints import (
     hint_prefix,
     hint_probability,
     hint_prompt,
+    rank_agnostic_generator,
     sample_hinted_groups,
 )
 from hintgrpo.reasoning import parse_completion
@@ -173,9 +174,8 @@ class HintGRPOTrainer(GRPOTrainer):
             dead = ~group_has_variance(self._score(prompts, inputs, generation), group_size)
             if round_index == self.args.max_refill_rounds or not dead.any():
                 break
-            # Seeded by (seed, step, round) alone, so every process that holds part of a group picks the same prompt.
-            seed = self.args.seed * 1_000_003 + self.state.global_step * 101 + round_index
-            generator = torch.Generator().manual_seed(seed)
+            # Every process that holds part of a group must pick the same fresh prompt for it.
+            generator = rank_agnostic_generator(self.args.seed, self.state.global_step, draw=1 + round_index)
             replacements = torch.randint(len(self.train_dataset), (dead.numel(),), generator=generator)
             rows = self._local_rows(dead, len(prompts))
             offset = self.accelerator.process_index * len(prompts)
