@@ -4,7 +4,7 @@ import pytest
 
 from hintgrpo.configs import EvaluateArguments
 from hintgrpo.evaluate import evaluate, score_records
-from hintgrpo.jsonl import read_records
+from hintgrpo.jsonl import read_records, write_jsonl
 from hintgrpo.tasks import get_task
 
 
@@ -57,7 +57,7 @@ def test_rerun_parses_the_stored_completions_again(tiny_model_dir, real_data_dir
     predictions = tmp_path / "predictions.jsonl"
     records = read_records(predictions)
     records[0] |= {"completion": "<answer>1.5</answer>", "answer": None}  # as if written by an older parser
-    predictions.write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_jsonl(predictions, records)
     metrics = evaluate(args)
     assert read_records(predictions)[0]["answer"] == 1.5 and metrics["parse_rate"] >= 1 / 6
 
