@@ -204,11 +204,16 @@ def attach_mse_adapter(model, tokenizer, config: MSEAdapterConfig) -> MSEAdapter
     """Freeze `model`, give it an MSE-Adapter (`model.mse_adapter`) and make its forward and generate take features.
 
     The marker tokens are added to `tokenizer`; when the vocabulary grows past the embedding matrix, the
-    embeddings are resized (new rows are frozen like the rest of the LLM).
+    embeddings are resized (the new rows are frozen like the rest of the LLM).
     """
     placeholder_id = add_span_tokens(tokenizer, config)
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tokenizer))
+    known = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > known:
+        # New rows at the mean of the old ones (not random draws), so reloading the LLM reproduces the markers.
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            for matrix in {model.get_input_embeddings().weight, model.get_output_embeddings().weight}:
+                matrix[known:] = matrix[:known].mean(dim=0)
     model.requires_grad_(False)
     hidden_size = model.config.get_text_config().hidden_size
     embedding_weight = model.get_input_embeddings().weight
