@@ -171,3 +171,20 @@ def test_collate_pads_sequences_and_concatenates_flat_inputs():
     assert batch["grid"].tolist() == [[1, 2, 2], [1, 4, 4]]
     with pytest.raises(ValueError, match="different media inputs"):
         collate_media([rows[0], {"grid": torch.tensor([[1, 2, 2]])}])
+
+
+def test_mmsa_feature_columns_feed_the_encoder():
+    """Rows from `attach_features` (Array2D columns, as the MMSA loader gives them) encode; other sizes are refused."""
+    from datasets import Dataset
+
+    from hintgrpo.data.mmsa import attach_features
+
+    rows = [{k: v for k, v in sample(i).items() if k not in ("audio", "vision", "prompt")} for i in range(2)]
+    features = {row["id"]: {"audio": sample(i)["audio"], "vision": sample(i)["vision"]} for i, row in enumerate(rows)}
+    dataset = attach_features(Dataset.from_list(rows), features).map(lambda row: {"prompt": build_messages(row)})
+    encoder = FeaturePromptEncoder(train_tokenizer(), SMALL)
+    encoded = encoder.encode(encoder.attach(dataset[1])["prompt"])
+    np.testing.assert_array_equal(encoded.media["audio_features"][0].numpy(), sample(1)["audio"])
+    mosei = FeaturePromptEncoder(train_tokenizer(), MSEAdapterConfig.for_dataset("mosei"))
+    with pytest.raises(MediaError, match=r"expected \[frames, 74\]"):
+        mosei.attach(dataset[0])
