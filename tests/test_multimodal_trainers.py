@@ -13,7 +13,7 @@ from trl import SFTConfig
 from hintgrpo.data.prompts import add_prompt, build_messages
 from hintgrpo.multimodal import FeaturePromptEncoder, MediaError, MSEAdapterConfig, ProcessorPromptEncoder
 from hintgrpo.multimodal.adapter import attach_mse_adapter
-from hintgrpo.multimodal.tiny import tiny_qwen2_5_omni_thinker, tiny_qwen2_vl
+from hintgrpo.multimodal.tiny import tiny_qwen2_5_omni_thinker, tiny_qwen2_5_vl, tiny_qwen2_vl
 from hintgrpo.multimodal.video import Qwen2VLVideoProcessorNumpy
 from hintgrpo.reasoning import render
 from hintgrpo.rewards import completion_text, get_reward_funcs
@@ -191,6 +191,7 @@ def test_weighted_sft_with_features_trains_only_the_adapter(mse_model, tmp_path)
 
 NATIVE = {
     "qwen2_vl": (tiny_qwen2_vl, ("image", "video"), IMAGE | FRAMES, ("model.visual.",)),
+    "qwen2_5_vl": (tiny_qwen2_5_vl, ("video",), FRAMES, ("model.visual.",)),
     "qwen2_5_omni": (
         tiny_qwen2_5_omni_thinker,
         ("audio", "video"),

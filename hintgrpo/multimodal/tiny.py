@@ -1,4 +1,4 @@
-"""Tiny random Qwen2-VL and Qwen2.5-Omni (thinker) models with offline-built processors, for tests and smoke runs.
+"""Tiny random Qwen2-VL, Qwen2.5-VL and Qwen2.5-Omni thinker models with offline-built processors (tests, smoke runs).
 
 The tokenizer is hintgrpo's offline-trained one plus each family's media tokens; images go through the PIL
 image processor, videos through `Qwen2VLVideoProcessorNumpy`, audio through a Whisper feature extractor
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 from transformers import (
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
     Qwen2_5OmniThinkerConfig,
     Qwen2_5OmniThinkerForConditionalGeneration,
     Qwen2VLConfig,
@@ -19,6 +21,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 
 from hintgrpo.models.tiny import train_tokenizer
 from hintgrpo.multimodal.video import (
+    Qwen2_5_VLProcessorNumpyVideo,
     Qwen2_5OmniProcessorNumpyVideo,
     Qwen2VLProcessorNumpyVideo,
     Qwen2VLVideoProcessorNumpy,
@@ -80,9 +83,9 @@ def finish(model, tokenizer):
     return model
 
 
-def tiny_qwen2_vl(seed: int = 0) -> tuple[Qwen2VLForConditionalGeneration, Qwen2VLProcessorNumpyVideo]:
+def tiny_vl(config_class, model_class, processor_class, vision_config: dict, seed: int):
     tokenizer = media_tokenizer(VL_TOKENS)
-    processor = Qwen2VLProcessorNumpyVideo(
+    processor = processor_class(
         image_processor=Qwen2VLImageProcessorPil(size=PIXELS),
         video_processor=Qwen2VLVideoProcessorNumpy(size=PIXELS),
         tokenizer=tokenizer,
@@ -91,16 +94,27 @@ def tiny_qwen2_vl(seed: int = 0) -> tuple[Qwen2VLForConditionalGeneration, Qwen2
         ),
     )
     ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in VL_TOKENS.items()}
-    config = Qwen2VLConfig(
+    config = config_class(
         text_config=text_config(tokenizer),
-        vision_config={"depth": 1, "embed_dim": HIDDEN, "hidden_size": HIDDEN, "num_heads": HEADS, "mlp_ratio": 2},
+        vision_config=vision_config,
         image_token_id=ids["image_token"],
         video_token_id=ids["video_token"],
         vision_start_token_id=ids["vision_start"],
         vision_end_token_id=ids["vision_end"],
     )
     torch.manual_seed(seed)
-    return finish(Qwen2VLForConditionalGeneration(config), tokenizer), processor
+    return finish(model_class(config), tokenizer), processor
+
+
+def tiny_qwen2_vl(seed: int = 0):
+    vision = {"depth": 1, "embed_dim": HIDDEN, "hidden_size": HIDDEN, "num_heads": HEADS, "mlp_ratio": 2}
+    return tiny_vl(Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessorNumpyVideo, vision, seed)
+
+
+def tiny_qwen2_5_vl(seed: int = 0):
+    vision = {"depth": 1, "hidden_size": HIDDEN, "intermediate_size": 2 * HIDDEN, "num_heads": HEADS}
+    vision |= {"out_hidden_size": HIDDEN, "fullatt_block_indexes": [0]}
+    return tiny_vl(Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessorNumpyVideo, vision, seed)
 
 
 def tiny_qwen2_5_omni_thinker(seed: int = 0):

@@ -15,13 +15,14 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import SizeDict
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.video_processing_utils import VideoProcessorMixin
-from transformers.video_utils import make_batched_videos
+from transformers.video_utils import VideoMetadata, make_batched_videos
 
 VIDEO_SIZE = {"shortest_edge": 128 * 28 * 28, "longest_edge": 768 * 28 * 28}
 
 
 class Qwen2VLVideoProcessorNumpy(VideoProcessorMixin):
     model_input_names = ["pixel_values_videos", "video_grid_thw"]
+    fps = 2.0  # the rate the frames were sampled at (Qwen's default): Qwen2.5-VL's temporal position ids follow it
 
     def __init__(
         self, size: dict | None = None, patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2
@@ -34,7 +35,7 @@ class Qwen2VLVideoProcessorNumpy(VideoProcessorMixin):
         )
 
     def __call__(self, videos, return_tensors=None, **kwargs) -> BatchFeature:
-        patches, grids = [], []
+        patches, grids, metadata = [], [], []
         for video in make_batched_videos(videos):
             if isinstance(video, str):
                 raise ValueError(
@@ -44,8 +45,9 @@ class Qwen2VLVideoProcessorNumpy(VideoProcessorMixin):
             video_patches, grid = self.patchify(self.prepare_frames(np.asarray(video)))
             patches.append(video_patches)
             grids.append(grid)
+            metadata.append(VideoMetadata(total_num_frames=len(video), fps=self.fps))
         data = {"pixel_values_videos": np.concatenate(patches), "video_grid_thw": np.array(grids, dtype=np.int64)}
-        return BatchFeature(data=data, tensor_type=return_tensors)
+        return BatchFeature(data=data | {"video_metadata": metadata}, tensor_type=return_tensors)
 
     def prepare_frames(self, video: np.ndarray) -> np.ndarray:
         """[T, H, W, C] (or [T, C, H, W]) frames → resized, rescaled, normalised [T, C, H', W'] float32."""
