@@ -1,0 +1,39 @@
+"""The benchmark scripts run end to end on a tiny model (their numbers come from full runs, not from here)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_hint_grpo_cost_benchmark_compares_both_arms(tiny_model_dir, real_data_dir, tmp_path):
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "hint_grpo_cost.py"),
+        "--config",
+        str(ROOT / "recipes" / "configs" / "demo" / "hint_grpo.yaml"),
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--data_dir",
+        str(real_data_dir),
+        "--output_dir",
+        str(tmp_path),
+        "--max_steps",
+        "2",
+        "--max_completion_length",
+        "8",
+    ]
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert set(result["summaries"]) == {"none", "prefix"}
+    assert [len(result["steps"][arm]) for arm in ("none", "prefix")] == [2, 2]
+    # A random tiny model never states a polarity: every group is hard, and every one is hinted.
+    assert result["summaries"]["none"]["hard_group_frac"] == 0.0
+    assert result["summaries"]["prefix"]["hard_group_frac"] == 1.0
+    comparison = result["comparisons"]["prefix"]
+    assert comparison["step_time_bound"] == 2.2
+    assert comparison["step_time_ratio"] > 0
+    assert "| prefix | 2 |" in (tmp_path / "results.md").read_text()
