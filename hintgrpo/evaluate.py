@@ -24,7 +24,8 @@ from hintgrpo.reasoning import parse_completion
 from hintgrpo.tasks import TaskSpec, get_task
 
 # Settings that change the predictions: a resumed run must match them.
-RUN_KEYS = ("model", "task", "split", "limit", "max_new_tokens")
+# Records are keyed by sample id, so runs that differ only in --limit share (and extend) one predictions file.
+RUN_KEYS = ("model", "task", "split", "max_new_tokens")
 
 
 def prediction_record(sample: dict, completion: str, task: TaskSpec) -> dict:
@@ -122,7 +123,7 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
                 handle.flush()
                 bar.update(len(batch))
     # Completions are the raw result; parsing them again keeps the report current with the parser.
-    records = [prediction_record(sample, done[sample["id"]]["completion"], task) for sample in dataset]
-    write_jsonl(predictions, records)
+    records = [prediction_record(sample, done.pop(sample["id"])["completion"], task) for sample in dataset]
+    write_jsonl(predictions, records + list(done.values()))  # rows beyond a smaller --limit are kept
     title = f"{args.model} on {args.task} {args.split} (n={len(records)})"
     return write_report(output_dir, records, task, title)

@@ -62,6 +62,16 @@ def test_rerun_parses_the_stored_completions_again(tiny_model_dir, real_data_dir
     assert read_records(predictions)[0]["answer"] == 1.5 and metrics["parse_rate"] >= 1 / 6
 
 
+def test_a_larger_limit_extends_the_run_and_a_smaller_one_keeps_every_record(tiny_model_dir, real_data_dir, tmp_path):
+    evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path, limit=2))
+    predictions = tmp_path / "predictions.jsonl"
+    first_two = read_records(predictions)
+    metrics = evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path, limit=4))
+    assert metrics["n"] == 4 and read_records(predictions)[:2] == first_two
+    metrics = evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path, limit=3))
+    assert metrics["n"] == 3 and len(read_records(predictions)) == 4
+
+
 def test_resume_refuses_a_different_run(tiny_model_dir, real_data_dir, tmp_path):
     evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path))
     with pytest.raises(ValueError, match="different run"):
