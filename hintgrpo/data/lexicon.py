@@ -19,7 +19,7 @@ from hintgrpo.tasks import POLARITIES, TaskSpec
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 HEDGES = frozenset({"might", "may", "maybe", "perhaps", "possibly", "probably", "seems", "guess", "suppose"})
 NEGATION_WINDOW = 3  # preceding words that can negate a cue, as in VADER
-MAX_CITED = 3
+MAX_CITED = 2
 
 
 @functools.cache
@@ -138,17 +138,16 @@ def calibration_remarks(sample: dict, task: TaskSpec, cues: list[Cue], answer: f
     if modalities:
         names = ", ".join(line.partition(":")[0] for line in modalities)
         remarks.append(f"The sample also has {names}; this reading rests on the wording.")
-    else:
-        remarks.append("Only the text is available, so the judgment rests on its wording.")
+    # Every generated token costs SFT, GRPO and evaluation time, so text-only samples get no modality remark and
+    # the score no restated scale (the prompt gives it).
     if task.is_regression:
-        low, high = task.score_range
-        scale = f"on the {low:g} to {high:g} scale"
         if sample["polarity"] == "neutral":
-            remarks.append(f"Overall it sits near the middle, at {format_score(answer)} {scale}.")
+            remarks.append(f"Overall it sits near the middle, at {format_score(answer)}.")
         else:
+            low, high = task.score_range
             share = abs(answer) / max(abs(low), abs(high))
             degree = "strongly" if share >= 0.6 else "moderately" if share >= 0.3 else "mildly"
-            remarks.append(f"Overall it is {degree} {sample['polarity']}, at {format_score(answer)} {scale}.")
+            remarks.append(f"Overall it is {degree} {sample['polarity']}, at {format_score(answer)}.")
     else:
         remarks.append(f"Overall the label that fits is {answer}.")
     return " ".join(remarks)
