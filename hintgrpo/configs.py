@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -94,11 +94,42 @@ class GRPOScriptArguments(DataArguments):
     """What `recipes/hint_grpo.py` trains on and how it is rewarded (the rest: HintGRPOConfig, ModelConfig)."""
 
     split: str = field(default="train", metadata={"help": "Dataset split whose prompts are sampled."})
-    limit: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
+    eval_split: str = field(
+        default="dev",
+        metadata={"help": "Split whose prompts are scored, without hints, when eval_strategy is not 'no'."},
+    )
+    limit: int | None = field(default=None, metadata={"help": "Use only the first N rows (of each split)."})
     reward_funcs: list[str] = field(
         default_factory=lambda: ["format", "polarity", "regression", "consistency"],
-        metadata={"help": "Reward names from hintgrpo.rewards (weights: --reward_weights)."},
+        metadata={"help": "Reward names from hintgrpo.rewards (weights: --reward_weights, or --<name>_weight)."},
     )
     regression_tau: float | None = field(
         default=None, metadata={"help": "Error at which the regression reward reaches 0 (default: range / 4)."}
     )
+    # One scalar per reward: W&B sweeps pass a list as the single argument "--reward_weights=[0.5, 1.0]", which no
+    # argument parser reads, so sweeps tune these instead.
+    format_weight: float | None = field(default=None, metadata={"help": "Weight of the format reward."})
+    polarity_weight: float | None = field(default=None, metadata={"help": "Weight of the polarity reward."})
+    regression_weight: float | None = field(default=None, metadata={"help": "Weight of the regression reward."})
+    consistency_weight: float | None = field(default=None, metadata={"help": "Weight of the consistency reward."})
+    accuracy_weight: float | None = field(default=None, metadata={"help": "Weight of the accuracy reward."})
+
+    def resolve_reward_weights(self, reward_weights: list[float] | None) -> list[float] | None:
+        """TRL's `reward_weights` (None: all 1) with every `--<name>_weight` given put in its reward's place."""
+        if reward_weights is not None and len(reward_weights) != len(self.reward_funcs):
+            raise ValueError(
+                f"{len(reward_weights)} reward_weights {reward_weights} for {len(self.reward_funcs)} "
+                f"reward_funcs {self.reward_funcs}"
+            )
+        overrides = {
+            option.name.removesuffix("_weight"): getattr(self, option.name)
+            for option in fields(self)
+            if option.name.endswith("_weight") and getattr(self, option.name) is not None
+        }
+        unused = [name for name in overrides if name not in self.reward_funcs]
+        if unused:
+            raise ValueError(f"weights given for {unused}, which are not in reward_funcs {self.reward_funcs}")
+        if not overrides:
+            return reward_weights
+        weights = reward_weights if reward_weights is not None else [1.0] * len(self.reward_funcs)
+        return [overrides.get(name, weight) for name, weight in zip(self.reward_funcs, weights, strict=True)]

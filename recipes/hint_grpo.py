@@ -7,6 +7,8 @@
 command line. A run resumes from the last checkpoint in `--output_dir` (or `--resume_from_checkpoint DIR`).
 """
 
+from dataclasses import replace
+
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from hintgrpo.configs import GRPOScriptArguments
@@ -17,19 +19,27 @@ from hintgrpo.training import model_init_kwargs, model_path, prompt_dataset, tra
 
 def main(script_args: GRPOScriptArguments, training_args: HintGRPOConfig, model_args: ModelConfig) -> None:
     reward_funcs = get_reward_funcs(script_args.reward_funcs, script_args.regression_tau)
+    training_args.reward_weights = script_args.resolve_reward_weights(training_args.reward_weights)
     train_dataset = prompt_dataset(script_args)
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        eval_dataset = prompt_dataset(replace(script_args, split=script_args.eval_split))
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
     trainer = HintGRPOTrainer(
         model=model_path(model_args, training_args),
         reward_funcs=reward_funcs,
         args=training_args,
         train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
         peft_config=get_peft_config(model_args),
     )
     train_and_save(trainer, training_args, dataset_name=script_args.task)
     trainer.end()
 
 
+def make_parser() -> TrlParser:
+    return TrlParser((GRPOScriptArguments, HintGRPOConfig, ModelConfig))
+
+
 if __name__ == "__main__":
-    parser = TrlParser((GRPOScriptArguments, HintGRPOConfig, ModelConfig))
-    main(*parser.parse_args_and_config())
+    main(*make_parser().parse_args_and_config())

@@ -12,6 +12,7 @@ EXPECTED = {
     "single_gpu.yaml": ("NO", 1, 1, None, False),
     "ddp.yaml": ("MULTI_GPU", 8, 1, None, False),
     "zero2.yaml": ("DEEPSPEED", 8, 1, 2, False),
+    "zero2_cpu.yaml": ("DEEPSPEED", 1, 1, 2, True),
     "zero3.yaml": ("DEEPSPEED", 8, 1, 3, False),
     "zero3_multinode.yaml": ("DEEPSPEED", 16, 2, 3, False),
     "fsdp.yaml": ("FSDP", 8, 1, 2, False),

@@ -279,6 +279,14 @@ def test_wandb_offline_gets_the_hinted_completions_table(tiny_model_dir, tmp_pat
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    sent_to_wandb = {}
+    log = wandb.sdk.wandb_run.Run.log
+
+    def record(run, data, *args, **kwargs):
+        sent_to_wandb.update(data)
+        return log(run, data, *args, **kwargs)
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", record)
     trainer = make_trainer(
         tiny_model_dir, tmp_path / "run", hint_mode="prefix", report_to=["wandb"], log_completions=True, max_steps=1
     )
@@ -289,4 +297,6 @@ def test_wandb_offline_gets_the_hinted_completions_table(tiny_model_dir, tmp_pat
     assert {"completion", "polarity_reward", "advantage"} <= set(table["columns"])
     completion = table["data"][0][table["columns"].index("completion")]
     assert completion_text(completion).startswith("<think>\n<discrimination>polarity: ")
-    assert "hint/hard_group_frac" in trainer.state.log_history[0]  # what the W&B callback sends
+    hint_metrics = [f"train/hint/{name}" for name in ("hard_group_frac", "reward_before", "reward_after")]
+    reward_components = [f"train/rewards/{name}_reward/mean" for name in ("length", "polarity")]
+    assert set(hint_metrics + reward_components) <= set(sent_to_wandb)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
+from trl.import_utils import is_vllm_available
 
 HINT_MODES = ("none", "prefix", "prompt")
 HINT_TRIGGERS = ("polarity", "reward")
@@ -67,6 +68,7 @@ class HintGRPOConfig(GRPOConfig):
             ("hint_mode", self.hint_mode, HINT_MODES),
             ("hint_trigger", self.hint_trigger, HINT_TRIGGERS),
             ("hint_schedule", self.hint_schedule, HINT_SCHEDULES),
+            ("vllm_mode", self.vllm_mode, ("server", "colocate")),  # TRL does not check it
         ):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not one of {list(allowed)}")
@@ -77,3 +79,9 @@ class HintGRPOConfig(GRPOConfig):
             raise ValueError(f"max_refill_rounds={self.max_refill_rounds} must be at least 1")
         if "{polarity}" not in self.hint_template:
             raise ValueError(f"hint_template {self.hint_template!r} must contain '{{polarity}}'")
+        # TRL only finds out after loading the model.
+        if self.use_vllm and not is_vllm_available():
+            raise ImportError(
+                "use_vllm=True needs vLLM, which is not installed: pip install vllm "
+                "(or pip install 'trl[vllm]' for a version TRL supports)"
+            )
