@@ -238,6 +238,18 @@ def test_training_with_hints_changes_the_weights(tiny_model_dir, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
 
 
+@pytest.mark.parametrize(("mode", "steps_run", "totals"), [("none", 3, [8, 16, 24]), ("prefix", 2, [16, 32])])
+def test_completion_budget_counts_hinted_completions_and_stops_training(
+    tiny_model_dir, tmp_path, mode, steps_run, totals
+):
+    # 8 rows per step; on a random model every group is hard, so "prefix" generates every row twice.
+    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode=mode, max_steps=10, completion_budget=20)
+    trainer.train()
+    assert trainer.state.global_step == steps_run
+    logged = [log["completions/generated_total"] for log in trainer.state.log_history if "loss" in log]
+    assert logged == totals
+
+
 def test_config_rejects_unknown_options(tmp_path):
     with pytest.raises(ValueError, match=r"generation_batch_size \(6\) must be divisible by num_generations \(4\)"):
         HintGRPOConfig(output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=6, num_generations=4)

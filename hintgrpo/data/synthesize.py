@@ -198,7 +198,9 @@ def synthesize(args: SynthesizeArguments, dataset: Dataset | None = None) -> dic
                         handle.flush()
                         counts.add(record)
                     bar.update()
-                    bar.set_postfix(accepted=counts.accepted, rejected=counts.rejected, failed=counts.failed, refresh=False)
+                    bar.set_postfix(
+                        accepted=counts.accepted, rejected=counts.rejected, failed=counts.failed, refresh=False
+                    )
             except BaseException:
                 # Stop at once (an error, Ctrl-C): drop the queued samples, let the running ones finish.
                 pool.shutdown(cancel_futures=True)

@@ -9,6 +9,9 @@ the forward pass and leaves out of the loss.
 
 DAPO-style dynamic sampling (`dynamic_sampling=True`) runs on the same hook: groups whose rewards are
 all equal are replaced by groups of fresh prompts from the training set, up to `max_refill_rounds` times.
+
+Every generated completion is counted (`completions/generated_total`), and `completion_budget` stops training
+once the count reaches it, so methods that re-sample can be compared at equal generation cost.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class HintGRPOTrainer(GRPOTrainer):
             raise ValueError("hints and dynamic sampling are not supported with tools or a custom rollout_func")
         self._batch_inputs: list[dict] | None = None
         self._pending_hint: dict | None = None
+        self.generated_completions = 0  # over all processes; restored from the log history on resume
 
     @property
     def _resamples(self) -> bool:
@@ -101,6 +105,8 @@ class HintGRPOTrainer(GRPOTrainer):
 
     def _generate(self, prompts: list):
         generated = super()._generate(prompts)
+        if self.model.training:
+            self._count_generated(len(prompts) * self.accelerator.num_processes)
         if not self._resamples or not self.model.training or self._batch_inputs is None:
             return generated
         generation = Generation(*(list(x) if isinstance(x, list) else x for x in generated))
@@ -109,6 +115,22 @@ class HintGRPOTrainer(GRPOTrainer):
         if self.args.dynamic_sampling:
             self._refill_zero_variance_groups(prompts, self._batch_inputs, generation)
         return generation.as_tuple()
+
+    def _count_generated(self, count: int) -> None:
+        if self.generated_completions == 0 and self.state.global_step > 0:  # resumed from a checkpoint
+            logged = [
+                e["completions/generated_total"] for e in self.state.log_history if "completions/generated_total" in e
+            ]
+            self.generated_completions = int(logged[-1]) if logged else 0
+        self.generated_completions += count
+        budget = self.args.completion_budget
+        if budget is not None and self.generated_completions >= budget:
+            self.control.should_training_stop = True  # after this step: every process counts the same
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model.training:  # a running total: TRL would average it over the logging window
+            logs["completions/generated_total"] = float(self.generated_completions)
+        super().log(logs, start_time)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
@@ -194,8 +216,9 @@ class HintGRPOTrainer(GRPOTrainer):
         Every rank generates the same number of rows (padding with throwaway copies), so collective
         generation backends (vLLM server, DeepSpeed ZeRO-3 gathering) see matching calls on all ranks.
         """
-        count = torch.tensor([len(rows)], device=self.accelerator.device)
-        padded_count = int(self.accelerator.gather(count).max().item())
+        counts = self.accelerator.gather(torch.tensor([len(rows)], device=self.accelerator.device))
+        padded_count = int(counts.max().item())
+        self._count_generated(int(counts.sum().item()))
         padded_rows = rows + [rows[0] if rows else 0] * (padded_count - len(rows))
         polarities = [inputs[i]["polarity"] for i in padded_rows]
         if mode == "prompt":

@@ -61,6 +61,13 @@ class HintGRPOConfig(GRPOConfig):
     max_refill_rounds: int = field(
         default=2, metadata={"help": "Most rounds of dynamic-sampling refills per generation batch."}
     )
+    completion_budget: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training once this many completions have been generated (over all processes, hinted and "
+            "refilled ones included), so methods that re-sample compare at equal generation cost."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -75,6 +82,8 @@ class HintGRPOConfig(GRPOConfig):
         for name in ("hint_prob_start", "hint_prob_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} must be a probability in [0, 1]")
+        if self.completion_budget is not None and self.completion_budget < 1:
+            raise ValueError(f"completion_budget={self.completion_budget} must be positive")
         if self.max_refill_rounds < 1:
             raise ValueError(f"max_refill_rounds={self.max_refill_rounds} must be at least 1")
         if "{polarity}" not in self.hint_template:
