@@ -3,6 +3,10 @@
 hintgrpo synthesize --task T --data_dir D --split S --backend openai|transformers|lexicon --output_file F
     [--teacher_model M] [--base_url URL] [--limit N] [--max_tries 3] [--tolerance 0.25] [--concurrency 8]
 hintgrpo evaluate --model M --task T --data_dir D --split S --output_dir O [--limit N]
+hintgrpo augment (--input DIR|COT.jsonl | --task T --data_dir D [--features_file PKL]) --output_dir O
+    [--augmenters paraphrase diffusion self_question] [--teacher_backend lexicon|openai|transformers]
+hintgrpo score --input DIR|COT.jsonl --output_dir O [--min_weight 0.1]
+hintgrpo rewrite --input DIR --output_dir O [--rewrite_threshold 0.5] [--teacher_backend ...]
 hintgrpo models prepare smollm2-135m-instruct [--output_dir DIR] [--force]
 hintgrpo models tiny OUT [--arch qwen2|llama]
 """
@@ -10,6 +14,7 @@ hintgrpo models tiny OUT [--arch qwen2|llama]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -43,6 +48,27 @@ def run_synthesize(argv: list[str]) -> None:
     print(f"records in {args.output_file}")
 
 
+def run_preprocessing_step(step: str, argv: list[str]) -> None:
+    from trl import TrlParser
+
+    from hintgrpo.data.teacher import TeacherSetupError
+    from hintgrpo.preprocess import pipeline
+
+    arguments = {
+        "augment": (pipeline.AugmentCommandArguments, pipeline.run_augment),
+        "score": (pipeline.ScoreCommandArguments, pipeline.run_score),
+        "rewrite": (pipeline.RewriteCommandArguments, pipeline.run_rewrite),
+    }
+    dataclass, run = arguments[step]
+    (args,) = TrlParser((dataclass,), prog=f"hintgrpo {step}").parse_args_and_config(argv)
+    try:
+        counts = run(args)
+    except TeacherSetupError as error:
+        sys.exit(f"error: {error}")
+    print(json.dumps(counts, indent=2))
+    print(f"rows saved to {args.output_dir}/")
+
+
 def run_models(argv: list[str]) -> None:
     from hintgrpo.models.loading import SHIPPED_MODELS, prepare_shipped_model
     from hintgrpo.models.tiny import CONFIGS, build_tiny_model
@@ -64,6 +90,7 @@ def run_models(argv: list[str]) -> None:
 
 
 COMMANDS = {"synthesize": run_synthesize, "evaluate": run_evaluate, "models": run_models}
+COMMANDS |= {step: functools.partial(run_preprocessing_step, step) for step in ("augment", "score", "rewrite")}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from hintgrpo.preprocess.arguments import PreprocessArguments
+
 
 @dataclass
 class DataArguments:
@@ -74,8 +76,9 @@ class SynthesizeArguments(DataArguments):
 
 
 @dataclass
-class SFTScriptArguments:
-    """What `recipes/sft.py` trains on; training and model options come from trl's SFTConfig and ModelConfig."""
+class SFTScriptArguments(PreprocessArguments):
+    """What `recipes/sft.py` trains on, and the preprocessing steps run on it first (`preprocess: [augment, score,
+    rewrite]`, see hintgrpo.preprocess); training and model options come from trl's SFTConfig and ModelConfig."""
 
     cot_file: str | None = field(
         default=None,

@@ -16,6 +16,7 @@ from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import add_prompt
 from hintgrpo.data.synthesize import load_cot_dataset
 from hintgrpo.models import resolve_model
+from hintgrpo.preprocess.pipeline import preprocessed_sft_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,10 @@ def sft_datasets(script_args: SFTScriptArguments, training_args: TrainingArgumen
     """The accepted teacher CoT records to train on, and those to evaluate on when the run evaluates."""
     if script_args.cot_file is None:
         raise ValueError("no training data: pass --cot_file (the JSONL written by `hintgrpo synthesize`)")
-    train = load_cot_dataset(script_args.cot_file, script_args.task)
+    if script_args.preprocess:
+        train = preprocessed_sft_dataset(script_args, training_args)
+    else:
+        train = load_cot_dataset(script_args.cot_file, script_args.task)
     if training_args.eval_strategy == "no":
         return train, None
     if script_args.eval_cot_file is None:
