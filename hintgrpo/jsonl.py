@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+from hintgrpo.data.errors import DataError
+
 logger = logging.getLogger(__name__)
 
 
@@ -14,19 +16,29 @@ def read_records(path: Path, repair: bool = True) -> list[dict]:
 
     A last line cut short by a kill (invalid JSON, or no newline yet) is not a record: with `repair` it is
     cut from the file, so the run that resumes appends after the last whole record and redoes that one.
+    A bad line with records after it is not a kill's trace but damage, and raises rather than losing them.
     """
     if not path.is_file():
         return []
-    records, kept_bytes = [], 0
     with open(path, "rb") as handle:
-        for line in handle:
+        lines = handle.readlines()
+    records, kept_bytes = [], 0
+    for number, line in enumerate(lines, start=1):
+        try:
             if not line.endswith(b"\n"):
-                break
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-            kept_bytes += len(line)
+                raise ValueError("no newline")
+            records.append(json.loads(line))
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if number < len(lines):
+                raise DataError(
+                    path,
+                    number,
+                    None,
+                    f"not a JSON record ({error}); records follow it, so the file is damaged, "
+                    "not cut short by a kill: fix or remove that line",
+                ) from error
+            break
+        kept_bytes += len(line)
     if repair and kept_bytes < path.stat().st_size:
         logger.warning("%s: dropping an incomplete last record; it will be generated again", path)
         with open(path, "r+b") as handle:
