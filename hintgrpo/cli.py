@@ -3,6 +3,7 @@
 hintgrpo synthesize --task T --data_dir D --split S --backend openai|transformers|lexicon --output_file F
     [--teacher_model M] [--base_url URL] [--limit N] [--max_tries 3] [--tolerance 0.25] [--concurrency 8]
 hintgrpo evaluate --model M --task T --data_dir D --split S --output_dir O [--limit N]
+    [--modality_route mse_adapter --features_file PKL | --modality_route native --media_file MANIFEST]
 hintgrpo augment (--input DIR|COT.jsonl | --task T --data_dir D [--features_file PKL]) --output_dir O
     [--augmenters paraphrase diffusion self_question] [--teacher_backend lexicon|openai|transformers]
 hintgrpo score --input DIR|COT.jsonl --output_dir O [--min_weight 0.1]

@@ -21,8 +21,82 @@ class DataArguments:
     )
 
 
+MODALITY_ROUTES = ("text", "mse_adapter", "native")
+
+
 @dataclass
-class EvaluateArguments(DataArguments):
+class MediaArguments:
+    """What the model sees besides the text, and where each row's features or media files come from (by `id`)."""
+
+    modality_route: str = field(
+        default="text",
+        metadata={
+            "help": "text: the utterance only. mse_adapter: a frozen text LLM reads pre-extracted features through an "
+            "MSE-Adapter's pseudo tokens. native: a multimodal model (Qwen2-VL, Qwen2.5-VL, Qwen2.5-Omni) reads the "
+            "media through its processor.",
+            "choices": list(MODALITY_ROUTES),
+        },
+    )
+    features_file: str | None = field(
+        default=None,
+        metadata={"help": "MMSA feature pickle (mse_adapter): the split's features join the rows by id."},
+    )
+    trust_pickle: bool = field(default=False, metadata={"help": "Unpickle --features_file without the allow-list."})
+    feature_columns: list[str] = field(
+        default_factory=lambda: ["audio", "vision"],
+        metadata={"help": "Feature arrays [frames, size] the MSE-Adapter reads, by their key in the pickle."},
+    )
+    feature_dims: list[int] | None = field(
+        default=None,
+        metadata={"help": "Size of each feature column's frames (default: MMSA's sizes for MOSI / MOSEI / SIMS)."},
+    )
+    media_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL or CSV manifest (native): an `id` and one field per media column holding a file path "
+            "(relative to the manifest's folder); it joins the rows by id."
+        },
+    )
+    media_columns: list[str] = field(
+        default_factory=lambda: ["audio", "video"],
+        metadata={"help": "Media the native processor reads: audio, video, image."},
+    )
+
+    def __post_init__(self):
+        if self.modality_route not in MODALITY_ROUTES:
+            raise ValueError(f"modality_route={self.modality_route!r} is not one of {list(MODALITY_ROUTES)}")
+        if self.feature_dims is not None and len(self.feature_dims) != len(self.feature_columns):
+            raise ValueError(f"{len(self.feature_dims)} feature_dims for feature_columns {self.feature_columns}")
+        if self.modality_route == "text" and (self.features_file or self.media_file):
+            raise ValueError("features_file and media_file need modality_route mse_adapter or native")
+        # SFTScriptArguments also inherits the preprocessing options, whose checks run next.
+        if hasattr(super(), "__post_init__"):
+            super().__post_init__()
+
+
+@dataclass
+class MultimodalArguments(MediaArguments):
+    """The MSE-Adapter's sizes for a new adapter (one saved with the model being trained is continued as it is)."""
+
+    feature_encoder_sizes: list[int] | None = field(
+        default=None,
+        metadata={"help": "LSTM width per feature column (default: 64 for audio, 32 for vision, as in the paper)."},
+    )
+    num_pseudo_tokens: int = field(default=4, metadata={"help": "Pseudo tokens P the adapter writes into the prompt."})
+    adapter_fusion_size: int = field(
+        default=256, metadata={"help": "Width of the Text-Guide-Mixer and the multi-scale fusion."}
+    )
+
+    def __post_init__(self):
+        if self.feature_encoder_sizes is not None and len(self.feature_encoder_sizes) != len(self.feature_columns):
+            raise ValueError(
+                f"{len(self.feature_encoder_sizes)} feature_encoder_sizes for feature_columns {self.feature_columns}"
+            )
+        super().__post_init__()
+
+
+@dataclass
+class EvaluateArguments(MediaArguments, DataArguments):
     model: str = field(
         default="smollm2-135m-instruct",
         metadata={"help": "A shipped model's name (see `hintgrpo models prepare`), an HF id or a local folder."},
@@ -76,7 +150,7 @@ class SynthesizeArguments(DataArguments):
 
 
 @dataclass
-class SFTScriptArguments(PreprocessArguments):
+class SFTScriptArguments(MultimodalArguments, PreprocessArguments):
     """What `recipes/sft.py` trains on, and the preprocessing steps run on it first (`preprocess: [augment, score,
     rewrite]`, see hintgrpo.preprocess); training and model options come from trl's SFTConfig and ModelConfig."""
 
@@ -93,7 +167,7 @@ class SFTScriptArguments(PreprocessArguments):
 
 
 @dataclass
-class GRPOScriptArguments(DataArguments):
+class GRPOScriptArguments(MultimodalArguments, DataArguments):
     """What `recipes/hint_grpo.py` trains on and how it is rewarded (the rest: HintGRPOConfig, ModelConfig)."""
 
     split: str = field(default="train", metadata={"help": "Dataset split whose prompts are sampled."})

@@ -108,14 +108,25 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
     done = {r["id"]: r for r in read_records(predictions)}
     todo = [i for i, sample_id in enumerate(dataset["id"]) if sample_id not in done]
     if todo:
-        model, tokenizer = load_for_generation(args.model)
+        if args.modality_route == "text":
+            model, tokenizer = load_for_generation(args.model)
+        else:  # imported here: the multimodal model classes take seconds to import
+            from hintgrpo.multimodal.generation import generate_with_media, load_for_media_generation
+
+            dataset, media_model = load_for_media_generation(args, dataset)
+            tokenizer = media_model.processing_class
         conversations = {i: build_messages(dataset[i], task) for i in todo}
         # Similar lengths batched together waste less compute on padding.
         todo.sort(key=lambda i: len(tokenizer.apply_chat_template(conversations[i], tokenize=False)))
         with open(predictions, "a", encoding="utf-8") as handle, tqdm(total=len(dataset), initial=len(done)) as bar:
             for start in range(0, len(todo), args.batch_size):
                 batch = todo[start : start + args.batch_size]
-                completions = generate_batch(model, tokenizer, [conversations[i] for i in batch], args.max_new_tokens)
+                prompts = [conversations[i] for i in batch]
+                if args.modality_route == "text":
+                    completions = generate_batch(model, tokenizer, prompts, args.max_new_tokens)
+                else:
+                    samples = [dataset[i] for i in batch]
+                    completions = generate_with_media(media_model, samples, prompts, args.max_new_tokens)
                 for i, completion in zip(batch, completions, strict=True):
                     record = prediction_record(dataset[i], completion, task)
                     handle.write(json.dumps(record) + "\n")

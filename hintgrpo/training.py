@@ -16,6 +16,7 @@ from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import add_prompt
 from hintgrpo.data.synthesize import load_cot_dataset
 from hintgrpo.models import resolve_model
+from hintgrpo.multimodal.data import with_media
 from hintgrpo.preprocess.pipeline import preprocessed_sft_dataset
 
 logger = logging.getLogger(__name__)
@@ -29,19 +30,21 @@ def sft_datasets(script_args: SFTScriptArguments, training_args: TrainingArgumen
         train = preprocessed_sft_dataset(script_args, training_args)
     else:
         train = load_cot_dataset(script_args.cot_file, script_args.task)
+    # Feature pickles are split like the data: teacher CoT is written for train samples, the eval CoT for dev ones.
+    train = with_media(train, script_args, "train")
     if training_args.eval_strategy == "no":
         return train, None
     if script_args.eval_cot_file is None:
         raise ValueError(f"eval_strategy={training_args.eval_strategy!r} needs --eval_cot_file")
-    return train, load_cot_dataset(script_args.eval_cot_file, script_args.task)
+    return train, with_media(load_cot_dataset(script_args.eval_cot_file, script_args.task), script_args, "dev")
 
 
 def prompt_dataset(script_args: GRPOScriptArguments) -> Dataset:
-    """The task's samples with TRL's conversational `prompt` column, for GRPO."""
+    """The task's samples with TRL's conversational `prompt` column (and their media, by modality_route), for GRPO."""
     dataset = load_task_dataset(script_args.task, script_args.data_dir, script_args.split, script_args.skip_bad_rows)
     if script_args.limit is not None:
         dataset = dataset.select(range(min(script_args.limit, len(dataset))))
-    return dataset.map(add_prompt)
+    return with_media(dataset.map(add_prompt), script_args, script_args.split)
 
 
 def model_path(model_args: ModelConfig, training_args: TrainingArguments) -> str:

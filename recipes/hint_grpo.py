@@ -12,8 +12,10 @@ from dataclasses import replace
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from hintgrpo.configs import GRPOScriptArguments
+from hintgrpo.multimodal.loading import multimodal_trainer_inputs
 from hintgrpo.rewards import get_reward_funcs
 from hintgrpo.trainers import HintGRPOConfig, HintGRPOTrainer
+from hintgrpo.trainers.multimodal_grpo import MultimodalHintGRPOTrainer
 from hintgrpo.training import model_init_kwargs, model_path, prompt_dataset, train_and_save
 
 
@@ -25,8 +27,14 @@ def main(script_args: GRPOScriptArguments, training_args: HintGRPOConfig, model_
     if training_args.eval_strategy != "no":
         eval_dataset = prompt_dataset(replace(script_args, split=script_args.eval_split))
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
-    trainer = HintGRPOTrainer(
-        model=model_path(model_args, training_args),
+    model = model_path(model_args, training_args)
+    if script_args.modality_route == "text":
+        trainer_class, inputs = HintGRPOTrainer, {"model": model}
+    else:
+        trainer_class = MultimodalHintGRPOTrainer
+        inputs = multimodal_trainer_inputs(script_args, model, training_args, train_dataset)
+    trainer = trainer_class(
+        **inputs,
         reward_funcs=reward_funcs,
         args=training_args,
         train_dataset=train_dataset,

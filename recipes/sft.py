@@ -9,19 +9,27 @@ resumes from the last checkpoint in `--output_dir` (or from `--resume_from_check
 from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config, get_quantization_config
 
 from hintgrpo.configs import SFTScriptArguments
+from hintgrpo.multimodal.loading import multimodal_trainer_inputs
 from hintgrpo.trainers import WeightedSFTTrainer
+from hintgrpo.trainers.multimodal_sft import MultimodalSFTTrainer
 from hintgrpo.training import model_init_kwargs, model_path, sft_datasets, train_and_save
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
     train_dataset, eval_dataset = sft_datasets(script_args, training_args)
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
-    trainer = WeightedSFTTrainer(
-        model=model_path(model_args, training_args),
+    model = model_path(model_args, training_args)
+    if script_args.modality_route == "text":
+        trainer_class = WeightedSFTTrainer
+        inputs = {"model": model, "quantization_config": get_quantization_config(model_args)}
+    else:
+        trainer_class = MultimodalSFTTrainer
+        inputs = multimodal_trainer_inputs(script_args, model, training_args, train_dataset)
+    trainer = trainer_class(
+        **inputs,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        quantization_config=get_quantization_config(model_args),
         peft_config=get_peft_config(model_args),
     )
     train_and_save(trainer, training_args, dataset_name=script_args.cot_file)

@@ -7,12 +7,13 @@ import pytest
 import soundfile
 import torch
 from datasets import Dataset
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import SFTConfig
 
 from hintgrpo.data.prompts import add_prompt, build_messages
 from hintgrpo.multimodal import FeaturePromptEncoder, MediaError, MSEAdapterConfig, ProcessorPromptEncoder
-from hintgrpo.multimodal.adapter import attach_mse_adapter
+from hintgrpo.multimodal.adapter import ADAPTER_PREFIX, ADAPTER_WEIGHTS, attach_mse_adapter
 from hintgrpo.multimodal.tiny import tiny_qwen2_5_omni_thinker, tiny_qwen2_5_vl, tiny_qwen2_vl
 from hintgrpo.multimodal.video import Qwen2VLVideoProcessorNumpy
 from hintgrpo.reasoning import render
@@ -187,6 +188,28 @@ def test_weighted_sft_with_features_trains_only_the_adapter(mse_model, tmp_path)
     before = snapshot(model)
     trainer.train()
     assert changed(model, before) == {name for name in before if name.startswith("mse_adapter.")}
+
+
+def test_a_resumed_run_restores_the_adapter_saved_beside_the_llm(tiny_model_dir, tmp_path):
+    def trainer(seed: int) -> MultimodalSFTTrainer:
+        tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        torch.manual_seed(seed)
+        attach_mse_adapter(model, tokenizer, SMALL)
+        args = SFTConfig(
+            output_dir=str(tmp_path), use_cpu=True, bf16=False, max_steps=1, save_steps=1, report_to="none"
+        )
+        rows = sft_rows(media_rows(**FEATURES))
+        encoder = FeaturePromptEncoder(tokenizer, SMALL)
+        return MultimodalSFTTrainer(model, args, train_dataset=rows, processing_class=tokenizer, prompt_encoder=encoder)
+
+    trainer(seed=0).train()
+    checkpoint = tmp_path / "checkpoint-1"
+    assert not any(name.startswith(ADAPTER_PREFIX) for name in load_file(checkpoint / "model.safetensors"))
+    resumed = trainer(seed=1)  # another initial adapter, which the checkpoint's replaces
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    saved = load_file(checkpoint / ADAPTER_WEIGHTS)
+    assert all(torch.equal(value, saved[name]) for name, value in resumed.model.mse_adapter.state_dict().items())
 
 
 NATIVE = {

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from hintgrpo.multimodal.adapter import ADAPTER_CONFIG
+
 logger = logging.getLogger(__name__)
 
 
@@ -83,6 +85,10 @@ def resolve_model(name_or_path: str) -> str:
 def load_for_generation(name_or_path: str, dtype: torch.dtype = torch.float32):
     """Model in eval mode and a tokenizer that pads on the left, as batched generation needs."""
     path = resolve_model(name_or_path)
+    if (Path(path) / ADAPTER_CONFIG).is_file():  # without its features the LLM would answer from the text alone
+        raise ValueError(
+            f"{path} has an MSE-Adapter: evaluate it with its features (--modality_route mse_adapter --features_file)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -27,6 +27,7 @@ from hintgrpo.data.mmsa import MMSA_FEATURE_DIMS
 
 ADAPTER_WEIGHTS = "mse_adapter.safetensors"
 ADAPTER_CONFIG = "mse_adapter_config.json"
+ADAPTER_PREFIX = "mse_adapter."  # the adapter's parameters in the model's state dict (`model.mse_adapter`)
 
 
 @dataclass
@@ -46,7 +47,7 @@ class MSEAdapterConfig:
         self.scales = tuple(self.scales)
         missing = sorted(set(self.feature_dims) - set(self.encoder_hidden))
         if missing:
-            raise ValueError(f"encoder_hidden has no size for modalities {missing}")
+            raise ValueError(f"encoder_hidden has no size for modalities {missing} (feature_encoder_sizes)")
         if self.num_pseudo_tokens < 1:
             raise ValueError(f"num_pseudo_tokens={self.num_pseudo_tokens} must be at least 1")
 
@@ -219,6 +220,10 @@ def attach_mse_adapter(model, tokenizer, config: MSEAdapterConfig) -> MSEAdapter
     embedding_weight = model.get_input_embeddings().weight
     adapter = MSEAdapter(config, hidden_size, placeholder_id).to(embedding_weight.device)
     model.add_module("mse_adapter", adapter)
+    # The LLM's checkpoint stays a plain LLM (it loads without unexpected keys); save_mse_adapter writes the adapter.
+    model._keys_to_ignore_on_save = set(model._keys_to_ignore_on_save or ()) | {
+        ADAPTER_PREFIX + name for name in adapter.state_dict()
+    }
     model.config.mse_adapter = asdict(config)
     model.get_decoder().register_forward_pre_hook(adapter._inject, with_kwargs=True)
 
@@ -241,13 +246,54 @@ def trainable_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def save_mse_adapter(model, output_dir: str | Path) -> None:
-    """Write the adapter's weights and config beside a saved model (the LLM itself is unchanged)."""
+def save_mse_adapter(model, output_dir: str | Path, state_dict: dict | None = None) -> None:
+    """Write the adapter's weights and config beside a saved model (the LLM itself is unchanged).
+
+    `state_dict`: the whole model's, when a trainer gathered it (DeepSpeed ZeRO-3 shards the adapter's own).
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     adapter = model.mse_adapter
-    save_file({k: v.detach().cpu().contiguous() for k, v in adapter.state_dict().items()}, output_dir / ADAPTER_WEIGHTS)
+    if state_dict:
+        weights = {k.removeprefix(ADAPTER_PREFIX): v for k, v in state_dict.items() if k.startswith(ADAPTER_PREFIX)}
+    else:
+        weights = adapter.state_dict()
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, output_dir / ADAPTER_WEIGHTS)
     (output_dir / ADAPTER_CONFIG).write_text(json.dumps(asdict(adapter.config), indent=2))
+
+
+class MSEAdapterCheckpoints:
+    """Trainer mixin: every saved model (checkpoints included) has its MSE-Adapter beside it, and a resumed run
+    restores the adapter from there (the saved LLM leaves it out, see `attach_mse_adapter`)."""
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        model = self.accelerator.unwrap_model(self.model)
+        if self.args.should_save and hasattr(model, "mse_adapter"):  # first: saving the LLM drops the adapter's keys
+            save_mse_adapter(model, output_dir or self.args.output_dir, state_dict)
+        super()._save(output_dir, state_dict)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        model = self.accelerator.unwrap_model(model or self.model)
+        if hasattr(model, "mse_adapter") and not self.is_fsdp_enabled:  # FSDP's own checkpoint holds every weight
+            model.mse_adapter.load_state_dict(load_file(Path(resume_from_checkpoint) / ADAPTER_WEIGHTS))
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        missing = [name for name in load_result.missing_keys if not name.startswith(ADAPTER_PREFIX)]
+        super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
+
+
+def check_adapter_training(model, args, peft_config) -> None:
+    """Refuse options under which an MSE-Adapter would not be what trains."""
+    if not hasattr(model, "mse_adapter"):
+        return
+    if peft_config is not None:
+        raise ValueError("the MSE-Adapter trains on a frozen LLM: drop --use_peft (PEFT would freeze the adapter too)")
+    if getattr(args, "beta", 0.0) != 0.0:
+        raise ValueError(
+            f"beta={args.beta} needs a reference model, which TRL reloads from the checkpoint without the MSE-Adapter: "
+            "use beta=0"
+        )
 
 
 def load_mse_adapter(model, tokenizer, adapter_dir: str | Path) -> MSEAdapter:

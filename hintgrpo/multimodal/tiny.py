@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from transformers import (
+    PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2_5OmniThinkerConfig,
@@ -52,12 +53,14 @@ def chat_template(image: str, video: str, audio: str) -> str:
 
 
 def media_tokenizer(tokens: dict[str, str]):
-    tokenizer = train_tokenizer()
-    tokenizer.add_tokens(list(tokens.values()), special_tokens=True)
+    """The offline tokenizer plus the family's media tokens; the named ones (`image_token`, …), which the processors
+    read from the tokenizer, are saved with it."""
+    base = train_tokenizer()
     named = {name: token for name, token in tokens.items() if name.endswith("_token")}
-    for name, token in named.items():
-        setattr(tokenizer, name, token)
-        setattr(tokenizer, f"{name}_id", tokenizer.convert_tokens_to_ids(token))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=base.backend_tokenizer, **base.init_kwargs, extra_special_tokens=named
+    )
+    tokenizer.add_tokens(list(tokens.values()), special_tokens=True)
     return tokenizer
 
 

@@ -75,6 +75,25 @@ class Qwen2VLVideoProcessorNumpy(VideoProcessorMixin):
         patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
         return patches.reshape(grid_t * grid_h * grid_w, channels * t * p * p), [grid_t, grid_h, grid_w]
 
+    @classmethod
+    def from_dict(cls, config: dict, **kwargs) -> Qwen2VLVideoProcessorNumpy:
+        """From a saved video (or, in older Qwen checkpoints, image) processor config: `size` or min/max_pixels."""
+        size = config.get("size")
+        if size is None and "min_pixels" in config:
+            size = {"shortest_edge": config["min_pixels"], "longest_edge": config["max_pixels"]}
+        layout = {k: config[k] for k in ("patch_size", "temporal_patch_size", "merge_size") if k in config}
+        return cls(size=size, **layout)
+
+    def to_dict(self) -> dict:
+        """The settings as transformers' `Qwen2VLVideoProcessor` reads them, so a saved folder loads with either."""
+        return {
+            "video_processor_type": "Qwen2VLVideoProcessor",
+            "size": self.size,
+            "patch_size": self.patch_size,
+            "temporal_patch_size": self.temporal_patch_size,
+            "merge_size": self.merge_size,
+        }
+
     def get_num_of_video_patches(self, num_frames: int, height: int, width: int, videos_kwargs=None) -> int:
         grid_t = -(-num_frames // self.temporal_patch_size)
         return grid_t * self.frame_processor.get_number_of_image_patches(height, width, videos_kwargs)
@@ -87,6 +106,10 @@ class AcceptsNumpyVideoProcessor:
         if isinstance(argument, Qwen2VLVideoProcessorNumpy):
             return Qwen2VLVideoProcessorNumpy
         return super().check_argument_for_proper_class(argument_name, argument)
+
+    def to_dict(self) -> dict:
+        # Saved as the transformers processor it extends, so AutoProcessor (with torchvision) loads the folder.
+        return super().to_dict() | {"processor_class": type(self).__bases__[-1].__name__}
 
 
 class Qwen2VLProcessorNumpyVideo(AcceptsNumpyVideoProcessor, Qwen2VLProcessor):

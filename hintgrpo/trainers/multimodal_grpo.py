@@ -13,10 +13,19 @@ from __future__ import annotations
 import torch
 from trl import GRPOTrainer
 
+from hintgrpo.multimodal.adapter import MSEAdapterCheckpoints, check_adapter_training
 from hintgrpo.multimodal.inputs import PromptEncoder, collate_media
 from hintgrpo.trainers.hint_grpo import HintGRPOTrainer
 
 MEDIA = "media"
+# Model-config ids of the tokens a processor expands into (or opens) a medium's span.
+MEDIA_TOKEN_IDS = (
+    "image_token_id",
+    "video_token_id",
+    "audio_token_id",
+    "vision_start_token_id",
+    "audio_start_token_id",
+)
 
 
 class ForwardWithMedia:
@@ -33,11 +42,12 @@ class ForwardWithMedia:
         return self.model(input_ids=input_ids, **kwargs, **media, **self.encoder.token_fields(input_ids))
 
 
-class MultimodalGRPOMixin:
+class MultimodalGRPOMixin(MSEAdapterCheckpoints):
     """Carries the media of `prompt_encoder` through generation and every log-probability pass."""
 
-    def __init__(self, *args, prompt_encoder: PromptEncoder, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model, *args, prompt_encoder: PromptEncoder, **kwargs):
+        check_adapter_training(model, kwargs.get("args"), kwargs.get("peft_config"))
+        super().__init__(model, *args, **kwargs)
         if self.use_vllm or self.use_transformers_continuous_batching:
             raise ValueError(f"{type(self).__name__} generates with transformers only: media reach vLLM as images only")
         if self.tools or self.rollout_func is not None:
@@ -50,6 +60,12 @@ class MultimodalGRPOMixin:
             )
         self.prompt_encoder = prompt_encoder
         self._media: list[dict] | None = None
+        # A sampled media token would count as media the row lacks when the loss pass builds Qwen's 3D positions
+        # (TRL suppresses the image token only).
+        config = self.accelerator.unwrap_model(self.model).config
+        media_tokens = {getattr(config, name, None) for name in MEDIA_TOKEN_IDS} - {None}
+        suppressed = sorted(set(self.generation_config.suppress_tokens or []) | media_tokens)
+        self.generation_config.suppress_tokens = suppressed or None
 
     def _generate_and_score_completions(self, inputs):
         inputs = [self.prompt_encoder.attach(row) for row in inputs]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from trl.trainer.utils import pad
 
+from hintgrpo.multimodal.adapter import MSEAdapterCheckpoints, check_adapter_training
 from hintgrpo.multimodal.inputs import PromptEncoder, collate_media
 from hintgrpo.trainers.weighted_sft import WEIGHT_COLUMN, WeightedSFTTrainer
 
@@ -45,13 +46,14 @@ class MultimodalSFTCollator:
         return batch | collate_media(media) | self.prompt_encoder.token_fields(batch["input_ids"])
 
 
-class MultimodalSFTTrainer(WeightedSFTTrainer):
+class MultimodalSFTTrainer(MSEAdapterCheckpoints, WeightedSFTTrainer):
     """`WeightedSFTTrainer` whose rows carry media: `MultimodalSFTTrainer(..., prompt_encoder=...)`.
 
     The rows stay raw (TRL does not tokenize them) and keep their media columns; the collator does the rest.
     """
 
     def __init__(self, model, args, *, prompt_encoder: PromptEncoder, processing_class, **kwargs):
+        check_adapter_training(model, args, kwargs.get("peft_config"))
         args.dataset_kwargs = {**(args.dataset_kwargs or {}), "skip_prepare_dataset": True}
         args.remove_unused_columns = False
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
