@@ -25,7 +25,7 @@ from hintgrpo.tasks import TaskSpec, get_task
 
 # Settings that change the predictions: a resumed run must match them.
 # Records are keyed by sample id, so runs that differ only in --limit share (and extend) one predictions file.
-RUN_KEYS = ("model", "task", "split", "max_new_tokens")
+RUN_KEYS = ("model", "task", "split", "max_new_tokens", "modality_route", "features_file", "media_file")
 
 
 def prediction_record(sample: dict, completion: str, task: TaskSpec) -> dict:
@@ -45,7 +45,8 @@ def check_resumable(output_dir: Path, run: dict) -> None:
     run_file = output_dir / "run.json"
     if run_file.is_file():
         previous = json.loads(run_file.read_text())
-        changed = {key: (previous.get(key), run[key]) for key in RUN_KEYS if previous.get(key) != run[key]}
+        # A key missing from an older run file is an option added since, at the value that run had.
+        changed = {key: (previous[key], run[key]) for key in RUN_KEYS if previous.get(key, run[key]) != run[key]}
         if changed:
             raise ValueError(f"{output_dir} holds predictions of a different run ({changed}); use another --output_dir")
     output_dir.mkdir(parents=True, exist_ok=True)

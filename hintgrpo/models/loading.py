@@ -93,6 +93,7 @@ def load_for_generation(name_or_path: str, dtype: torch.dtype = torch.float32):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
     return model, tokenizer
 
 
