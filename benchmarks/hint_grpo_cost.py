@@ -79,6 +79,12 @@ def run_arm(
     return recorder.steps
 
 
+def mean_logged(steps: list[dict], key: str) -> float | None:
+    """Mean over the steps that logged `key` (hint metrics are only logged on steps with hard groups)."""
+    values = [s[key] for s in steps if key in s]
+    return mean(values) if values else None
+
+
 def summarize(steps: list[dict], untimed_steps: int) -> dict:
     timed = steps[untimed_steps:] or steps
     return {
@@ -86,9 +92,10 @@ def summarize(steps: list[dict], untimed_steps: int) -> dict:
         "step_seconds": mean(s["seconds"] for s in timed),
         "zero_std_group_frac": mean(s["frac_reward_zero_std"] for s in steps),
         "hard_group_frac": mean(s.get("hint/hard_group_frac", 0.0) for s in steps),
-        "zero_std_group_frac_before_hint": mean(s.get("hint/zero_std_group_frac_before", float("nan")) for s in steps),
-        "reward_before_hint": mean(s.get("hint/reward_before", float("nan")) for s in steps),
-        "reward_after_hint": mean(s.get("hint/reward_after", float("nan")) for s in steps),
+        "zero_std_group_frac_before_hint": mean_logged(steps, "hint/zero_std_group_frac_before"),
+        "reward_before_hint": mean_logged(steps, "hint/reward_before"),
+        "reward_after_hint": mean_logged(steps, "hint/reward_after"),
+        "hinted_groups_gaining_variance": mean_logged(steps, "hint/nonzero_std_after_frac"),
     }
 
 
