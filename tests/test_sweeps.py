@@ -127,7 +127,9 @@ def launch_trial(sweep: dict, trial: dict, scale_down: list[str], monkeypatch, t
     command = agent_command(sweep, trial, monkeypatch, tmp_path)
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/cpu.yaml"]
     command = launcher + [sweep["program"]] + recipe_args(sweep, command) + scale_down
-    env = os.environ | {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_PROJECT": "hintgrpo-tests"}
+    # A W&B service started by an earlier in-process test must not be shared: it holds that test's run ids.
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env |= {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_PROJECT": "hintgrpo-tests"}
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert list((tmp_path / "wandb").glob("offline-run-*")), "the trial should log to W&B (offline)"
@@ -143,7 +145,7 @@ def test_a_sampled_hint_grpo_trial_trains(tiny_model_dir, real_data_dir, monkeyp
     sweep = load_sweep(ROOT / "sweeps/hint_grpo.yaml")
     rng = random.Random(0)
     trial = {name: sample(spec, rng) for name, spec in sweep["parameters"].items()}
-    output_dir = tmp_path / "trial"
+    output_dir = tmp_path / "hint_grpo_trial"
     scale_down = ["--model_name_or_path", str(tiny_model_dir), "--dtype", "float32", "--bf16", "false"]
     scale_down += ["--use_cpu", "true", "--use_vllm", "false", "--activation_checkpointing", "false"]
     scale_down += ["--task", "emobank", "--data_dir", str(real_data_dir), "--limit", "4"]
@@ -172,7 +174,7 @@ def test_a_sampled_sft_trial_trains(tiny_model_dir, real_data_dir, monkeypatch, 
             task="emobank", data_dir=str(real_data_dir), limit=8, backend="lexicon", output_file=str(cot_file)
         )
     )
-    output_dir = tmp_path / "trial"
+    output_dir = tmp_path / "sft_trial"
     scale_down = ["--model_name_or_path", str(tiny_model_dir), "--dtype", "float32", "--bf16", "false"]
     scale_down += ["--use_cpu", "true", "--activation_checkpointing", "false"]
     scale_down += ["--cot_file", str(cot_file), "--eval_cot_file", str(cot_file), "--task", "emobank"]
