@@ -184,7 +184,7 @@ def test_only_hard_groups_are_regenerated(tiny_model_dir, tmp_path):
 
 
 def test_forced_prefix_tokens_carry_no_gradient(tiny_model_dir, tmp_path):
-    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix")
+    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix", max_completion_length=24)
     trainer.model.train()
     trainer.state.max_steps = 2
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(), which this test bypasses
@@ -215,6 +215,18 @@ def test_forced_prefix_tokens_carry_no_gradient(tiny_model_dir, tmp_path):
     # Control: unmasked, the same tokens do get gradient.
     unmasked = grad_of({k: v for k, v in batch.items() if k != "tool_mask"})
     assert unmasked[forced].abs().sum() > 0
+
+
+def test_prefix_hinted_completions_fit_max_completion_length(tiny_model_dir, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix", max_completion_length=24)
+    trainer.model.train()
+    trainer.state.max_steps = 2
+    trainer.current_gradient_accumulation_steps = 1
+    batch = trainer._generate_and_score_completions(batch_inputs(trainer, samples()))
+    lengths = batch["completion_mask"].sum(dim=1)
+    # A random model rarely stops early: hinted rows run to the budget, forced prefix included, and no further.
+    assert (batch["tool_mask"] == 0).any()
+    assert lengths.max().item() == 24
 
 
 def test_sample_weights_scale_advantages(tiny_model_dir, tmp_path):

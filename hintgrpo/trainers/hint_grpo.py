@@ -237,8 +237,11 @@ class HintGRPOTrainer(GRPOTrainer):
         new_ids, new_logprobs = self._generate_single_turn(generation_ids, images, multimodal_fields, 1)
         new_logprobs = new_logprobs if new_logprobs is not None else [[] for _ in new_ids]
         for k, row in enumerate(rows):
-            text = self.processing_class.decode(forced[k] + new_ids[k], skip_special_tokens=True)
-            generation.replace(row, list(prompt_ids[k]), forced[k], list(new_ids[k]), new_logprobs[k], text)
+            # Generation ran with the full budget after the forced tokens; the whole completion must fit it.
+            kept = max(self.max_completion_length - len(forced[k]), 0)
+            new, logprobs = list(new_ids[k])[:kept], new_logprobs[k][:kept]
+            text = self.processing_class.decode(forced[k] + new, skip_special_tokens=True)
+            generation.replace(row, list(prompt_ids[k]), forced[k], new, logprobs, text)
 
     def _log_rewards_after_hint(self, total_after: torch.Tensor, pending: dict) -> None:
         metrics = self._metrics["train"]
