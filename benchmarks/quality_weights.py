@@ -37,7 +37,7 @@ class QualityWeightsArguments:
     data_dir: str = field(default="../shared/data", metadata={"help": "Folder with one subfolder per dataset."})
     model: str = field(default="smollm2-135m-instruct", metadata={"help": "Base model (shipped name, id or folder)."})
     train_rows: int = field(default=400, metadata={"help": "EmoBank train sentences given teacher CoT."})
-    max_steps: int = field(default=100, metadata={"help": "SFT optimizer steps of each run (4 samples each)."})
+    max_steps: int = field(default=50, metadata={"help": "SFT optimizer steps of each run (4 samples each)."})
     eval_rows: int | None = field(default=None, metadata={"help": "EmoBank dev rows (default: all 1,000)."})
     seed: int = field(default=42, metadata={"help": "Training seed of both runs."})
 
@@ -74,7 +74,7 @@ def main(args: QualityWeightsArguments) -> None:
         )
         run(
             [*hintgrpo, "evaluate", "--model", str(model_dir), "--task", "emobank", "--data_dir", data_dir]
-            + ["--split", "dev", "--output_dir", str(eval_dir)]
+            + ["--split", "dev", "--max_new_tokens", "160", "--output_dir", str(eval_dir)]
             + (["--limit", str(args.eval_rows)] if args.eval_rows else []),
             eval_dir / "metrics.json",
         )
