@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from hintgrpo.preprocess.arguments import PreprocessArguments
+from hintgrpo.preprocess.arguments import TEACHER_BACKENDS, PreprocessArguments
 
 
 @dataclass
@@ -119,7 +119,7 @@ class SynthesizeArguments(DataArguments):
         metadata={
             "help": "openai: an OpenAI-compatible chat endpoint; transformers: a local model; "
             "lexicon: offline VADER-grounded rationales (demos, CI).",
-            "choices": ["openai", "transformers", "lexicon"],
+            "choices": list(TEACHER_BACKENDS),
         },
     )
     teacher_model: str | None = field(

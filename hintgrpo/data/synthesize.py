@@ -39,6 +39,7 @@ from hintgrpo.data.teacher import (
     teacher_messages,
 )
 from hintgrpo.jsonl import read_records
+from hintgrpo.preprocess.arguments import TEACHER_BACKENDS
 from hintgrpo.reasoning import discrimination_opening, format_score, parse_completion
 from hintgrpo.tasks import TaskSpec, get_task
 
@@ -158,7 +159,7 @@ def build_teacher(args: SynthesizeArguments) -> Teacher:
             backoff_base=args.backoff_base,
             backoff_max=args.backoff_max,
         )
-    raise TeacherSetupError(f"unknown backend {args.backend!r}; expected openai, transformers or lexicon")
+    raise TeacherSetupError(f"unknown backend {args.backend!r}; expected one of {', '.join(TEACHER_BACKENDS)}")
 
 
 def synthesize(args: SynthesizeArguments, dataset: Dataset | None = None) -> dict:

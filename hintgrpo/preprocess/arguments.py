@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 STEPS = ("augment", "score", "rewrite")
+TEACHER_BACKENDS = ("openai", "transformers", "lexicon")
 
 
 def check_options(args) -> None:
@@ -46,7 +47,7 @@ class TeacherArguments(CheckedArguments):
         metadata={
             "help": "lexicon: offline, deterministic (VADER-grounded edits and rationales); openai: an "
             "OpenAI-compatible chat endpoint; transformers: a local model.",
-            "choices": ["openai", "transformers", "lexicon"],
+            "choices": list(TEACHER_BACKENDS),
         },
     )
     teacher_model: str | None = field(
