@@ -26,12 +26,11 @@ def sft_datasets(script_args: SFTScriptArguments, training_args: TrainingArgumen
     """The accepted teacher CoT records to train on, and those to evaluate on when the run evaluates."""
     if script_args.cot_file is None:
         raise ValueError("no training data: pass --cot_file (the JSONL written by `hintgrpo synthesize`)")
-    if script_args.preprocess:
+    # Feature pickles are split like the data: teacher CoT is written for train samples, the eval CoT for dev ones.
+    if script_args.preprocess:  # media join the records first: augmenters and scores read them
         train = preprocessed_sft_dataset(script_args, training_args)
     else:
-        train = load_cot_dataset(script_args.cot_file, script_args.task)
-    # Feature pickles are split like the data: teacher CoT is written for train samples, the eval CoT for dev ones.
-    train = with_media(train, script_args, "train")
+        train = with_media(load_cot_dataset(script_args.cot_file, script_args.task), script_args, "train")
     if training_args.eval_strategy == "no":
         return train, None
     if script_args.eval_cot_file is None:

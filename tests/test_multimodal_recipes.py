@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from datasets import load_from_disk
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig
 
-from hintgrpo.configs import EvaluateArguments, MediaArguments, MultimodalArguments
+from hintgrpo.cli import main
+from hintgrpo.configs import EvaluateArguments, MediaArguments, MultimodalArguments, SFTScriptArguments
 from hintgrpo.data import DataError, load_task_dataset
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.evaluate import evaluate
@@ -31,6 +34,7 @@ from hintgrpo.multimodal.tiny import tiny_qwen2_5_omni_thinker
 from hintgrpo.reasoning import render
 from hintgrpo.trainers import HintGRPOConfig
 from hintgrpo.trainers.multimodal_grpo import MultimodalHintGRPOTrainer
+from hintgrpo.training import sft_datasets
 
 ROOT = Path(__file__).parents[1]
 TEXTS = ["i love this film", "the acting was awful", "a wonderful day", "so boring", "great fun", "dull plot"]
@@ -266,3 +270,41 @@ def test_options_that_would_not_train_the_adapter_are_refused(tiny_model_dir, tm
         MultimodalHintGRPOTrainer(
             model=model, args=args, reward_funcs=[], prompt_encoder=None, peft_config=LoraConfig()
         )
+
+
+def test_sft_preprocessing_reads_and_keeps_each_rows_features(mosi, tmp_path):
+    script_args = SFTScriptArguments(
+        cot_file=str(mosi / "cot.jsonl"),
+        task="mosi",
+        modality_route="mse_adapter",
+        features_file=str(mosi / "mosi" / "Processed" / "unaligned.pkl"),
+        preprocess=["augment", "score"],
+        augmenters=["paraphrase", "diffusion"],
+        diffusion_train_steps=20,
+        diffusion_inference_steps=5,
+        diffusion_hidden_size=16,
+        preprocess_cache_dir=str(tmp_path),
+    )
+    training_args = SFTConfig(output_dir=str(tmp_path / "sft"), use_cpu=True, bf16=False, report_to="none")
+    train, _ = sft_datasets(script_args, training_args)
+    rows = {row["id"]: row for row in train}
+    source = {sample_id: rows[sample_id.split("#")[0]] for sample_id in rows}
+    paraphrased = [i for i in rows if "#paraphrase" in i]
+    diffused = [i for i in rows if "#diffusion" in i]
+    assert len(diffused) == 4 and paraphrased  # every train row diffused; paraphrases where the lexicon has synonyms
+    # A paraphrase keeps its source's features, a diffusion row gets new ones of the same frame size.
+    assert all(rows[i]["audio"] == source[i]["audio"] for i in paraphrased)
+    assert all(np.asarray(rows[i]["vision"]).shape[1] == 20 for i in diffused)
+    assert all(not np.allclose(rows[i]["vision"], source[i]["vision"]) for i in diffused)
+    # Scored with the features: a diffusion row's weight falls with its feature fidelity.
+    assert all(rows[i]["weight"] < 1.0 for i in diffused)
+
+
+def test_preprocess_commands_join_features_to_teacher_cot(mosi, tmp_path):
+    pickle_file = str(mosi / "mosi" / "Processed" / "unaligned.pkl")
+    options = ["--features_file", pickle_file, "--cache_dir", str(tmp_path / "cache")]
+    main(["score", "--input", str(mosi / "cot.jsonl"), "--output_dir", str(tmp_path / "scored"), *options])
+    scored = load_from_disk(str(tmp_path / "scored"))
+    assert {"audio", "vision", "weight"} <= set(scored.column_names) and len(scored) == 4
+    with pytest.raises(ValueError, match="keeps its rows' features: drop --features_file"):
+        main(["score", "--input", str(tmp_path / "scored"), "--output_dir", str(tmp_path / "again"), *options])

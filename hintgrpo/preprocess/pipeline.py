@@ -18,6 +18,7 @@ from transformers import TrainingArguments
 from hintgrpo.configs import DataArguments, SFTScriptArguments
 from hintgrpo.data import attach_features, load_mmsa_features, load_task_dataset
 from hintgrpo.data.mmsa import MMSA_FEATURE_DIMS
+from hintgrpo.multimodal.data import with_media
 from hintgrpo.preprocess.arguments import (
     AugmentArguments,
     PreprocessArguments,
@@ -77,6 +78,8 @@ def load_input(args: StepIOArguments) -> tuple[Dataset, str]:
     if args.input is not None:
         path = Path(args.input)
         if path.is_dir():
+            if args.features_file is not None:
+                raise ValueError(f"{path} was written by a step and keeps its rows' features: drop --features_file")
             dataset = load_from_disk(str(path))
         elif path.suffix == ".jsonl":
             dataset = load_records(path, args.task, args.skip_bad_rows)
@@ -88,16 +91,16 @@ def load_input(args: StepIOArguments) -> tuple[Dataset, str]:
             raise ValueError("pass --input (a step's folder or a CoT JSONL) or --task with --data_dir")
         dataset = load_task_dataset(args.task, args.data_dir, args.split, args.skip_bad_rows)
         source = f"{args.task} {args.split}"
-        if args.features_file is not None:
-            mmsa = get_task(args.task).dataset
-            features = load_mmsa_features(
-                args.features_file,
-                args.split,
-                dataset=mmsa if mmsa in MMSA_FEATURE_DIMS else None,
-                trust_pickle=args.trust_pickle,
-            )
-            dataset = attach_features(dataset, features, source=args.features_file)
-            source = args.features_file
+    if args.features_file is not None:
+        mmsa = get_task(dataset[0]["task"]).dataset
+        features = load_mmsa_features(
+            args.features_file,
+            args.split,
+            dataset=mmsa if mmsa in MMSA_FEATURE_DIMS else None,
+            trust_pickle=args.trust_pickle,
+        )
+        dataset = attach_features(dataset, features, source=args.features_file)
+        source = args.features_file
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
     return dataset, source
@@ -150,7 +153,7 @@ def preprocessed_sft_dataset(script_args: SFTScriptArguments, training_args: Tra
     """The SFT examples of `script_args.cot_file` after its `preprocess` steps (the main process computes them,
     the others load the cached result)."""
     with training_args.main_process_first(desc="preprocessing"):
-        records = load_records(script_args.cot_file, script_args.task)
+        records = with_media(load_records(script_args.cot_file, script_args.task), script_args, "train")
         records, counts = preprocess_records(records, script_args, script_args.cot_file)
         logger.info("preprocessing %s: %s", script_args.cot_file, json.dumps(counts))
         return to_sft_examples(records)

@@ -17,7 +17,7 @@ from datasets import Dataset
 from hintgrpo.data.errors import RowGuard
 from hintgrpo.data.generic import generic_context, generic_label, read_jsonl_records
 from hintgrpo.data.loaders import make_sample
-from hintgrpo.data.prompts import build_messages
+from hintgrpo.data.prompts import MODALITY_COLUMNS, build_messages
 from hintgrpo.data.synthesize import COT_COLUMNS
 from hintgrpo.preprocess.self_question import student_messages
 from hintgrpo.tasks import TASKS, get_task
@@ -96,4 +96,5 @@ def to_sft_examples(dataset: Dataset) -> Dataset:
     validated = with_lineage(dataset).filter(lambda status: status == "accepted", input_columns="status")
     if len(validated) < len(dataset):
         logger.info("training on %d of %d rows: the rest have no validated rationale", len(validated), len(dataset))
-    return validated.map(sft_example, remove_columns=[c for c in validated.column_names if c not in COT_COLUMNS])
+    kept = (*COT_COLUMNS, *MODALITY_COLUMNS)
+    return validated.map(sft_example, remove_columns=[c for c in validated.column_names if c not in kept])
