@@ -23,7 +23,7 @@ def test_hint_grpo_cost_benchmark_compares_both_arms(tiny_model_dir, real_data_d
         "--max_steps",
         "2",
         "--max_completion_length",
-        "8",
+        "16",
     ]
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=300, cwd=ROOT)
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from datasets import Dataset
+from PIL import Image
 from transformers import set_seed
 from trl import GRPOConfig, GRPOTrainer
 
@@ -101,7 +102,7 @@ def samples(n=2, weight=1.0):
 def make_trainer(
     model_dir, tmp_path, trainer_cls=HintGRPOTrainer, config_cls=HintGRPOConfig, rewards=None, dataset=None, **options
 ):
-    defaults = dict(max_completion_length=10, max_steps=2, learning_rate=1e-2, report_to=[], logging_steps=1)
+    defaults = dict(max_completion_length=16, max_steps=2, learning_rate=1e-2, report_to=[], logging_steps=1)
     config = config_cls(
         output_dir=str(tmp_path),
         use_cpu=True,
@@ -184,7 +185,7 @@ def test_only_hard_groups_are_regenerated(tiny_model_dir, tmp_path):
 
 
 def test_forced_prefix_tokens_carry_no_gradient(tiny_model_dir, tmp_path):
-    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix", max_completion_length=24)
+    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix")
     trainer.model.train()
     trainer.state.max_steps = 2
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(), which this test bypasses
@@ -269,6 +270,18 @@ def test_config_rejects_unknown_options(tmp_path):
         HintGRPOConfig(output_dir=str(tmp_path), use_cpu=True, hint_mode="hint")
     with pytest.raises(ValueError, match="must be a probability"):
         HintGRPOConfig(output_dir=str(tmp_path), use_cpu=True, hint_prob_end=1.5)
+
+
+def test_dynamic_sampling_with_images_is_left_to_the_multimodal_trainer(tiny_model_dir, tmp_path):
+    dataset = samples().map(lambda row: {"image": Image.new("RGB", (8, 8))})
+    with pytest.raises(ValueError, match="dynamic_sampling with an image column needs MultimodalHintGRPOTrainer"):
+        make_trainer(tiny_model_dir, tmp_path, dataset=dataset, hint_mode="none", dynamic_sampling=True)
+    assert make_trainer(tiny_model_dir, tmp_path, dataset=dataset, hint_mode="prefix").args.hint_mode == "prefix"
+
+
+def test_a_prefix_longer_than_the_completion_budget_is_refused(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"the hint prefix takes up to \d+ tokens of the completion"):
+        make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix", max_completion_length=8)
 
 
 def test_dynamic_sampling_refills_zero_variance_groups_with_fresh_prompts(tiny_model_dir, tmp_path):

@@ -56,7 +56,7 @@ def recipe_args(model_dir, data_dir, output_dir, max_steps):
         "--num_generations",
         "4",
         "--max_completion_length",
-        "8",
+        "16",
         "--max_steps",
         str(max_steps),
         "--save_steps",

@@ -40,7 +40,7 @@ ROOT = Path(__file__).parents[1]
 TEXTS = ["i love this film", "the acting was awful", "a wonderful day", "so boring", "great fun", "dull plot"]
 MODES = ["train", "train", "train", "train", "test", "test"]
 ONE_STEP = ["--max_steps", "1", "--save_strategy", "no", "--report_to", "none", "--learning_rate", "0.01"]
-GRPO_STEP = ["--per_device_train_batch_size", "4", "--num_generations", "2", "--max_completion_length", "8"]
+GRPO_STEP = ["--per_device_train_batch_size", "4", "--num_generations", "2", "--max_completion_length", "16"]
 
 
 @pytest.fixture(scope="module")

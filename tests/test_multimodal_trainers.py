@@ -57,7 +57,7 @@ def grpo_trainer(model, processing_class, encoder, rows, tmp_path, **options):
         use_cpu=True,
         per_device_train_batch_size=2 * GROUP,
         num_generations=GROUP,
-        max_completion_length=6,
+        max_completion_length=16,
         max_steps=1,
         learning_rate=1e-2,
         report_to=[],

@@ -47,7 +47,7 @@ def test_hint_grpo_trains_under_zero2_on_cpu(tiny_model_dir, real_data_dir, tmp_
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/zero2_cpu.yaml"]
     command += ["recipes/hint_grpo.py", "--config", "recipes/configs/demo/hint_grpo.yaml"]
     command += ["--model_name_or_path", str(tiny_model_dir), "--data_dir", str(real_data_dir), "--limit", "8"]
-    command += ["--output_dir", str(tmp_path), "--max_steps", "2", "--max_completion_length", "8", "--save_steps", "2"]
+    command += ["--output_dir", str(tmp_path), "--max_steps", "2", "--max_completion_length", "16", "--save_steps", "2"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -111,7 +111,7 @@ def test_hint_regeneration_goes_through_vllm(tiny_model_dir, real_data_dir, tmp_
         use_cpu=True,
         per_device_train_batch_size=2 * group,
         num_generations=group,
-        max_completion_length=8,
+        max_completion_length=16,
         max_steps=2,
         report_to=[],
         hint_mode="prefix",

@@ -150,7 +150,7 @@ def test_a_sampled_hint_grpo_trial_trains(tiny_model_dir, real_data_dir, monkeyp
     scale_down += ["--use_cpu", "true", "--use_vllm", "false", "--activation_checkpointing", "false"]
     scale_down += ["--task", "emobank", "--data_dir", str(real_data_dir), "--limit", "4"]
     scale_down += ["--per_device_train_batch_size", str(trial["num_generations"]), "--gradient_accumulation_steps", "1"]
-    scale_down += ["--max_completion_length", "8", "--max_steps", "2", "--eval_steps", "2", "--logging_steps", "1"]
+    scale_down += ["--max_completion_length", "16", "--max_steps", "2", "--eval_steps", "2", "--logging_steps", "1"]
     scale_down += ["--output_dir", str(output_dir)]
     launch_trial(sweep, trial, scale_down, monkeypatch, tmp_path)
 

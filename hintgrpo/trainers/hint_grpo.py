@@ -78,15 +78,34 @@ class Generation:
 class HintGRPOTrainer(GRPOTrainer):
     """GRPO with discrimination hints for hard groups, optional dynamic sampling, and per-sample `weight`s."""
 
+    refills_media = False  # whether a refilled row's media reach its new prompt (MultimodalHintGRPOTrainer)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, HintGRPOConfig):
             raise TypeError(f"HintGRPOTrainer needs a HintGRPOConfig, got {type(self.args).__name__}")
         if self._resamples and (self.tools or self.rollout_func is not None):
             raise ValueError("hints and dynamic sampling are not supported with tools or a custom rollout_func")
+        columns = set(getattr(self.train_dataset, "column_names", None) or [])
+        if self.args.hint_mode == "prefix" and "polarity" in columns:
+            self._check_prefix_fits(set(self.train_dataset["polarity"]))
+        if self.args.dynamic_sampling and not self.refills_media and columns & {"image", "images"}:
+            # TRL puts a row's images into its prompt before generation; a refilled row would come without them.
+            raise ValueError(
+                "dynamic_sampling with an image column needs MultimodalHintGRPOTrainer "
+                "(recipes/hint_grpo.py --modality_route native), which gives refilled rows their images"
+            )
         self._batch_inputs: list[dict] | None = None
         self._pending_hint: dict | None = None
         self.generated_completions = 0  # over all processes; restored from the log history on resume
+
+    def _check_prefix_fits(self, polarities: set[str]) -> None:
+        longest = max(len(self._tokenizer.encode(hint_prefix(p), add_special_tokens=False)) for p in polarities)
+        if longest >= self.max_completion_length:
+            raise ValueError(
+                f"the hint prefix takes up to {longest} tokens of the completion, max_completion_length is "
+                f"{self.max_completion_length}: raise max_completion_length so hinted completions have room to reason"
+            )
 
     @property
     def _resamples(self) -> bool:

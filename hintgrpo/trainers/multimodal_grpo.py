@@ -114,6 +114,8 @@ class MultimodalGRPOTrainer(MultimodalGRPOMixin, GRPOTrainer):
 class MultimodalHintGRPOTrainer(MultimodalGRPOMixin, HintGRPOTrainer):
     """`HintGRPOTrainer` with media: hinted and refilled rows keep (or get) their rows' media."""
 
+    refills_media = True
+
     def _regenerate(self, rows, prompts, inputs, generation, mode):
         for row in rows:  # a refilled row is a fresh dataset row whose media are still columns
             inputs[row] = self.prompt_encoder.attach(inputs[row])

@@ -28,7 +28,7 @@ def main(model_dir: str, output_dir: str) -> None:
         use_cpu=True,
         per_device_train_batch_size=4,
         num_generations=4,
-        max_completion_length=8,
+        max_completion_length=16,
         max_steps=2,
         report_to=[],
         logging_steps=1,
