@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 from datasets import Dataset
@@ -18,6 +19,7 @@ from hintgrpo.data.synthesize import load_cot_dataset
 from hintgrpo.models import resolve_model
 from hintgrpo.multimodal.data import with_media
 from hintgrpo.preprocess.pipeline import preprocessed_sft_dataset
+from hintgrpo.trainers.weighted_sft import SAMPLING_WEIGHT_COLUMN
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +33,22 @@ def sft_datasets(script_args: SFTScriptArguments, training_args: TrainingArgumen
         train = preprocessed_sft_dataset(script_args, training_args)
     else:
         train = with_media(load_cot_dataset(script_args.cot_file, script_args.task), script_args, "train")
+    if script_args.balance_polarities:
+        train = with_polarity_balance(train)
     if training_args.eval_strategy == "no":
         return train, None
     if script_args.eval_cot_file is None:
         raise ValueError(f"eval_strategy={training_args.eval_strategy!r} needs --eval_cot_file")
     return train, with_media(load_cot_dataset(script_args.eval_cot_file, script_args.task), script_args, "dev")
+
+
+def with_polarity_balance(dataset: Dataset) -> Dataset:
+    """`dataset` with a `sampling_weight` column that makes each gold polarity equally likely to be drawn."""
+    counts = Counter(dataset["polarity"])
+    logger.info("balancing polarities by sampling weight: %s", dict(counts))
+    return dataset.map(
+        lambda polarity: {SAMPLING_WEIGHT_COLUMN: 1.0 / counts[polarity]}, input_columns="polarity", desc="balance"
+    )
 
 
 def prompt_dataset(script_args: GRPOScriptArguments) -> Dataset:

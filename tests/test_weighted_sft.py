@@ -12,6 +12,7 @@ from hintgrpo.data.prompts import build_messages
 from hintgrpo.reasoning import render
 from hintgrpo.tasks import get_task
 from hintgrpo.trainers import DataCollatorForWeightedLanguageModeling, WeightedSFTTrainer
+from hintgrpo.training import with_polarity_balance
 
 TASK = get_task("emobank")
 # Texts of different lengths, so batches are padded.
@@ -192,3 +193,26 @@ def test_collator_spreads_weights_over_tokens():
 def test_packing_would_drop_weights_and_is_rejected(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="packing"):
         make_trainer(tiny_model_dir, tmp_path, cot_dataset([1.0] * len(SAMPLES)), packing=True, max_length=512)
+
+
+def test_rows_are_drawn_by_their_sampling_weight(tiny_model_dir, tmp_path):
+    only = 7  # "Awful.": the one row with sampling weight
+    dataset = cot_dataset().add_column("sampling_weight", [0.0] * only + [1.0])
+    trainer = make_trainer(tiny_model_dir, tmp_path, dataset, per_device_train_batch_size=2, max_steps=1)
+    expected = torch.tensor(trainer.train_dataset[only]["input_ids"])
+    batches = list(trainer.get_train_dataloader())
+    assert len(batches) == 4 and all(torch.equal(row, expected) for b in batches for row in b["input_ids"])
+    trainer.train()
+    assert logged_losses(trainer)[0] > 0
+
+
+def test_balanced_polarities_weigh_the_same_and_bad_sampling_weights_name_the_row(tiny_model_dir, tmp_path):
+    dataset = with_polarity_balance(cot_dataset())  # 3 positive, 3 negative, 2 neutral rows
+    trainer = make_trainer(tiny_model_dir, tmp_path, dataset)
+    totals = {}
+    for polarity, weight in zip(dataset["polarity"], trainer.sampling_weights.tolist(), strict=True):
+        totals[polarity] = totals.get(polarity, 0.0) + weight
+    assert totals == pytest.approx({"positive": 1.0, "negative": 1.0, "neutral": 1.0})
+    bad = cot_dataset().add_column("sampling_weight", [1.0, 1.0, float("nan")] + [1.0] * 5)
+    with pytest.raises(ValueError, match="row 2: sampling_weight must be finite and non-negative, got nan"):
+        make_trainer(tiny_model_dir, tmp_path, bad)

@@ -1,4 +1,5 @@
-"""Supervised fine-tuning where each sample counts by its `weight` column (1.0 when absent).
+"""Supervised fine-tuning where each sample counts by its `weight` column (1.0 when absent), and rows are drawn in
+proportion to their `sampling_weight` column when there is one.
 
     loss = Σ_i w_i Σ_t ℓ_it / Σ_i w_i n_i
 
@@ -10,6 +11,10 @@ the signature columns keep it past `remove_unused_columns`; the collator spreads
 tokens as `token_weights`. `get_batch_samples` divides those by their mean over the accumulated batch's
 loss tokens, and `SFTTrainer.compute_loss` then runs unchanged on a forward whose per-token
 log-probabilities are scaled by them: TRL's Σ_t ℓ_t / n becomes Σ_t w_t ℓ_t / Σ_t w_t.
+
+`weight` scales a row's loss within its batch; `sampling_weight` changes how often the row is drawn (with
+replacement, seeded alike on every rank), which is what rebalances a skewed label distribution: with batches of a few
+rows, loss weights mostly meet batches of the majority class alone and are normalised away.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ import math
 from typing import Any
 
 import torch
+from torch.utils.data import WeightedRandomSampler
 from trl import SFTTrainer
 from trl.data_utils import get_dataset_column_names
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from trl.trainer.utils import pad
 
 WEIGHT_COLUMN = "weight"
+SAMPLING_WEIGHT_COLUMN = "sampling_weight"
 
 
 @dataclasses.dataclass
@@ -57,6 +64,20 @@ def mean_one_scale(totals: torch.Tensor) -> float:
     return count / weight_sum if weight_sum > 0 else 0.0
 
 
+def sampling_weights(dataset) -> torch.Tensor | None:
+    """The dataset's `sampling_weight` column as a tensor (None without one), checked."""
+    if dataset is None or SAMPLING_WEIGHT_COLUMN not in (get_dataset_column_names(dataset) or []):
+        return None
+    weights = torch.tensor(dataset[SAMPLING_WEIGHT_COLUMN], dtype=torch.float64)
+    bad = torch.nonzero(~torch.isfinite(weights) | (weights < 0)).flatten()
+    if len(bad):
+        row = int(bad[0])
+        raise ValueError(f"row {row}: {SAMPLING_WEIGHT_COLUMN} must be finite and non-negative, got {weights[row]}")
+    if weights.sum() == 0:
+        raise ValueError(f"every {SAMPLING_WEIGHT_COLUMN} is 0: no row could be drawn")
+    return weights
+
+
 class WeightedSFTTrainer(SFTTrainer):
     """`trl.SFTTrainer` with per-sample weights; takes the same arguments."""
 
@@ -67,6 +88,14 @@ class WeightedSFTTrainer(SFTTrainer):
         self._reject_options_that_ignore_weights()
         if type(self.data_collator) is DataCollatorForLanguageModeling:
             self.data_collator = DataCollatorForWeightedLanguageModeling(**dataclasses.asdict(self.data_collator))
+        self.sampling_weights = sampling_weights(self.train_dataset)
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.sampling_weights is None:
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        generator = torch.Generator().manual_seed(seed)
+        return WeightedRandomSampler(self.sampling_weights, len(self.sampling_weights), generator=generator)
 
     def _reject_options_that_ignore_weights(self) -> None:
         args = self.args
