@@ -99,8 +99,12 @@ class HintGRPOTrainer(GRPOTrainer):
         self._pending_hint: dict | None = None
         self.generated_completions = 0  # over all processes; restored from the log history on resume
 
+    def _prefix_ids(self, polarity: str) -> list[int]:
+        """The forced opening of a prefix-hinted completion that states `polarity`."""
+        return self._tokenizer.encode(hint_prefix(polarity), add_special_tokens=False)
+
     def _check_prefix_fits(self, polarities: set[str]) -> None:
-        longest = max(len(self._tokenizer.encode(hint_prefix(p), add_special_tokens=False)) for p in polarities)
+        longest = max(len(self._prefix_ids(p)) for p in polarities)
         if longest >= self.max_completion_length:
             raise ValueError(
                 f"the hint prefix takes up to {longest} tokens of the completion, max_completion_length is "
@@ -247,10 +251,7 @@ class HintGRPOTrainer(GRPOTrainer):
             ]
         else:
             conversations = [prompts[i] for i in padded_rows]
-        if mode == "prefix":
-            forced = [self._tokenizer.encode(hint_prefix(p), add_special_tokens=False) for p in polarities]
-        else:
-            forced = [[] for _ in padded_rows]
+        forced = [self._prefix_ids(p) if mode == "prefix" else [] for p in polarities]
         prompt_ids, images, multimodal_fields = self._tokenize_prompts(conversations)
         generation_ids = [list(p) + f for p, f in zip(prompt_ids, forced, strict=True)]
         new_ids, new_logprobs = self._generate_single_turn(generation_ids, images, multimodal_fields, 1)
