@@ -4,6 +4,8 @@ hintgrpo synthesize --task T --data_dir D --split S --backend openai|transformer
     [--teacher_model M] [--base_url URL] [--limit N] [--max_tries 3] [--tolerance 0.25] [--concurrency 8]
 hintgrpo evaluate --model M --task T --data_dir D --split S --output_dir O [--limit N]
     [--modality_route mse_adapter --features_file PKL | --modality_route native --media_file MANIFEST]
+hintgrpo baselines --task T --data_dir D --split S --output_dir O [--baselines constant vader tfidf probe]
+    [--train_split train]
 hintgrpo augment (--input DIR|COT.jsonl | --task T --data_dir D [--features_file PKL]) --output_dir O
     [--augmenters paraphrase diffusion self_question] [--teacher_backend lexicon|openai|transformers]
 hintgrpo score --input DIR|COT.jsonl --output_dir O [--min_weight 0.1]
@@ -29,6 +31,18 @@ def run_evaluate(argv: list[str]) -> None:
 
     (args,) = TrlParser((EvaluateArguments,), prog="hintgrpo evaluate").parse_args_and_config(argv)
     metrics = evaluate(args)
+    print(json.dumps(metrics, indent=2))
+    print(f"report written to {args.output_dir}/")
+
+
+def run_baselines(argv: list[str]) -> None:
+    from trl import TrlParser
+
+    from hintgrpo.baselines import evaluate_baselines
+    from hintgrpo.configs import BaselinesArguments
+
+    (args,) = TrlParser((BaselinesArguments,), prog="hintgrpo baselines").parse_args_and_config(argv)
+    metrics = evaluate_baselines(args)
     print(json.dumps(metrics, indent=2))
     print(f"report written to {args.output_dir}/")
 
@@ -90,7 +104,7 @@ def run_models(argv: list[str]) -> None:
         print(build_tiny_model(args.output_dir, arch=args.arch))
 
 
-COMMANDS = {"synthesize": run_synthesize, "evaluate": run_evaluate, "models": run_models}
+COMMANDS = {"synthesize": run_synthesize, "evaluate": run_evaluate, "baselines": run_baselines, "models": run_models}
 COMMANDS |= {step: functools.partial(run_preprocessing_step, step) for step in ("augment", "score", "rewrite")}
 
 

@@ -217,3 +217,36 @@ class GRPOScriptArguments(MultimodalArguments, DataArguments):
             return reward_weights
         weights = reward_weights if reward_weights is not None else [1.0] * len(self.reward_funcs)
         return [overrides.get(name, weight) for name, weight in zip(self.reward_funcs, weights, strict=True)]
+
+
+@dataclass
+class BaselinesArguments(DataArguments):
+    """What `hintgrpo baselines` fits (on `train_split`) and scores (on `split`); see hintgrpo.baselines."""
+
+    split: str = field(default="dev", metadata={"help": "Dataset split the baselines are scored on."})
+    train_split: str = field(
+        default="train", metadata={"help": "Split the baselines are fit on (MUStARD: fold<k>_train)."}
+    )
+    output_dir: str = field(
+        default="outputs/baselines", metadata={"help": "Where metrics and predictions_<baseline>.jsonl go."}
+    )
+    baselines: list[str] = field(
+        default_factory=lambda: ["constant", "vader", "tfidf"],
+        metadata={"help": "Baseline names from hintgrpo.baselines: constant, vader, tfidf, probe."},
+    )
+    probe_model: str = field(
+        default="smollm2-135m-instruct",
+        metadata={"help": "Frozen model whose mean-pooled states the probe reads (shipped name, HF id or folder)."},
+    )
+    probe_max_train_rows: int | None = field(
+        default=2000, metadata={"help": "The probe is fit on a seeded subset of this many train rows (None: all)."}
+    )
+    probe_batch_size: int = field(default=32, metadata={"help": "Texts encoded together by the probe's model."})
+
+    def __post_init__(self):
+        # Imported here: hintgrpo.baselines imports hintgrpo.evaluate, which imports this module.
+        from hintgrpo.baselines import BASELINES
+
+        unknown = [name for name in self.baselines if name not in BASELINES]
+        if unknown:
+            raise ValueError(f"baselines {unknown} are not known; choose from {sorted(BASELINES)}")
