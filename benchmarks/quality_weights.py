@@ -5,9 +5,10 @@
 
 Both runs train `recipes/sft.py` (demo config) on the same lexicon-teacher CoT of the first `--train_rows` EmoBank
 train sentences; the weighted run adds `--preprocess score`, which sets each row's weight from its decoupled
-quality scores (`hintgrpo.preprocess.quality`), the uniform run trains with every weight 1. Each stage is the
-user-facing command, printed before it runs and skipped when its output exists, so the script can be killed and
-rerun. Results: `results.md` and `results.json` in `--output_dir`.
+quality scores (`hintgrpo.preprocess.quality`), the uniform run trains with every weight 1. The table also carries
+the `hintgrpo baselines` rows (constant, vader, tfidf; fit on all of EmoBank train), scored on the same dev rows.
+Each stage is the user-facing command, printed before it runs and skipped when its output exists, so the script
+can be killed and rerun. Results: `results.md` and `results.json` in `--output_dir`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from pathlib import Path
 import numpy as np
 from trl import TrlParser
 
+from hintgrpo.baselines import baseline_record
+from hintgrpo.evaluate import score_records
+from hintgrpo.jsonl import read_records
 from hintgrpo.preprocess.arguments import QualityArguments
 from hintgrpo.preprocess.quality import score
 from hintgrpo.preprocess.records import load_records
+from hintgrpo.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ("MAE", "Corr", "Mult_acc_7", "Has0_acc_2", "Non0_acc_2", "parse_rate", "well_formed_rate")
 RUNS = {"uniform": [], "quality": ["--preprocess", "score"]}
+BASELINES = ("constant", "vader", "tfidf")
 
 
 @dataclass
@@ -49,6 +55,10 @@ def run(command: list[str], done: Path) -> None:
         return
     print("$ " + shlex.join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
+
+
+def cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def main(args: QualityWeightsArguments) -> None:
@@ -79,6 +89,22 @@ def main(args: QualityWeightsArguments) -> None:
             eval_dir / "metrics.json",
         )
         results[name] = json.loads((eval_dir / "metrics.json").read_text())
+    baseline_dir = output / "baselines"
+    run(
+        [*hintgrpo, "baselines", "--task", "emobank", "--data_dir", data_dir, "--split", "dev"]
+        + ["--output_dir", str(baseline_dir), "--baselines", *BASELINES],
+        baseline_dir / "metrics.json",
+    )
+    # `hintgrpo baselines` scores all of dev: its predictions on the first `--eval_rows`, the rows the models are
+    # evaluated on, are scored here with the same metrics. They hold no gold polarity; on EmoBank it is the label's.
+    task = get_task("emobank")
+    for name in BASELINES:
+        predictions = read_records(baseline_dir / f"predictions_{name}.jsonl")[: args.eval_rows or None]
+        records = [
+            baseline_record(p | {"polarity": task.polarity_of(p["label"])}, p["answer"], task) for p in predictions
+        ]
+        # NaN (Corr of the constant baseline) as null, as in the models' metrics.json.
+        results[f"baseline: {name}"] = {k: None if v != v else v for k, v in score_records(records, task).items()}
     weights = np.asarray(score(load_records(cot_file), QualityArguments(), cache_dir=output / "cache")["weight"])
     results["weights"] = {"mean": weights.mean(), "std": weights.std(), "min": weights.min(), "max": weights.max()}
     results["setup"] = vars(args)
@@ -86,12 +112,14 @@ def main(args: QualityWeightsArguments) -> None:
     table = [
         f"SFT of {args.model} on {args.train_rows} EmoBank train sentences (lexicon-teacher CoT), {args.max_steps} "
         f"steps of 4, seed {args.seed}; EmoBank dev, {args.eval_rows or 1000} rows. Quality weights: mean "
-        f"{weights.mean():.3f}, std {weights.std():.3f}, range [{weights.min():.3f}, {weights.max():.3f}].",
+        f"{weights.mean():.3f}, std {weights.std():.3f}, range [{weights.min():.3f}, {weights.max():.3f}]. "
+        "Baselines: `hintgrpo baselines`, fit on all of EmoBank train.",
         "",
-        "| weights | " + " | ".join(COLUMNS) + " |",
+        "| run | " + " | ".join(COLUMNS) + " |",
         "|---|" + "---|" * len(COLUMNS),
     ]
-    table += [f"| {name} | " + " | ".join(f"{results[name][c]:.4f}" for c in COLUMNS) + " |" for name in RUNS]
+    rows = [*RUNS, *(f"baseline: {name}" for name in BASELINES)]
+    table += [f"| {row} | " + " | ".join(cell(results[row][c]) for c in COLUMNS) + " |" for row in rows]
     (output / "results.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
 

@@ -7,8 +7,9 @@
 Every stage is the user-facing command (`hintgrpo synthesize`, `recipes/sft.py`, `recipes/hint_grpo.py`,
 `hintgrpo evaluate`), printed before it runs, and every stage resumes or is skipped when its output exists, so
 the script can be killed and rerun. The RL rows start from the same SFT checkpoint and stop after the same number
-of generated completions (`--completion_budget`, hinted and refilled completions included). Results:
-`results.md`, `results.json` and `reward_curves.png` in `--output_dir`.
+of generated completions (`--completion_budget`, hinted and refilled completions included). Every table also
+carries the `hintgrpo baselines` rows (constant, vader, tfidf; fit on each task's own train split), scored on the
+same rows as the models. Results: `results.md`, `results.json` and `reward_curves.png` in `--output_dir`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from trl import TrlParser  # noqa: E402
 
+from hintgrpo.baselines import baseline_record  # noqa: E402
+from hintgrpo.evaluate import score_records  # noqa: E402
+from hintgrpo.jsonl import read_records  # noqa: E402
+from hintgrpo.tasks import get_task  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RL_METHODS = {
     "grpo": ["--hint_mode", "none"],
@@ -36,6 +42,7 @@ RL_METHODS = {
     "dapo": ["--hint_mode", "none", "--dynamic_sampling", "true"],
 }
 METHODS = ("zero_shot", "sft", *RL_METHODS)
+BASELINES = ("constant", "vader", "tfidf")
 IN_DOMAIN = ("emobank", "dev")
 CROSS_DOMAIN = ("meld_sentiment", "test")
 IN_DOMAIN_COLUMNS = ("MAE", "Corr", "Has0_acc_2", "Non0_acc_2", "Mult_acc_7", "parse_rate")
@@ -115,6 +122,26 @@ def evaluate(bench: SideBySideArguments, model: str, task: str, split: str, limi
     return json.loads((output_dir / "metrics.json").read_text())
 
 
+def baselines(bench: SideBySideArguments, task_name: str, split: str, limit: int | None, output_dir: Path) -> dict:
+    """Each baseline's metrics on the rows the models are scored on.
+
+    `hintgrpo baselines` scores the whole split; its predictions on the first `limit` rows, the rows
+    `hintgrpo evaluate --limit` takes, are scored here with the same metrics.
+    """
+    if not (output_dir / "metrics.json").is_file():
+        run(hintgrpo("baselines", "--task", task_name, "--split", split, "--data_dir", bench.data_dir,
+                     "--output_dir", str(output_dir), "--baselines", *BASELINES))  # fmt: skip
+    task = get_task(task_name)
+    metrics = {}
+    for name in BASELINES:
+        rows = read_records(output_dir / f"predictions_{name}.jsonl")[:limit]
+        # The predictions hold no gold polarity; for EmoBank and MELD sentiment it is the label's.
+        records = [baseline_record(r | {"polarity": task.polarity_of(r["label"])}, r["answer"], task) for r in rows]
+        # NaN (Corr of the constant baseline) as null, as in the models' metrics.json.
+        metrics[name] = {key: None if v != v else v for key, v in score_records(records, task).items()}
+    return metrics
+
+
 def training_log(output_dir: Path) -> dict:
     if not trained(output_dir):
         return {}
@@ -157,7 +184,8 @@ def markdown(results: dict[str, list[dict]]) -> str:
         cells += [spread([r.get("zero_std_group_frac") for r in runs])]
         cells += [spread([r.get("train_seconds") for r in runs]).replace(".000", "")]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    note = "Baselines: `hintgrpo baselines`, fit on each task's train split (MELD's too, which no model row sees)."
+    return "\n".join(lines) + f"\n\n{note}\n"
 
 
 def plot_reward_curves(results: dict[str, list[dict]], path: Path) -> None:
@@ -176,7 +204,11 @@ def plot_reward_curves(results: dict[str, list[dict]], path: Path) -> None:
 def main(bench: SideBySideArguments) -> dict:
     root = Path(bench.output_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[dict]] = {}
+    in_domain = baselines(bench, *IN_DOMAIN, bench.eval_limit, root / "baselines" / "emobank_dev")
+    cross_domain = baselines(bench, *CROSS_DOMAIN, bench.cross_domain_limit, root / "baselines" / "meld_test")
+    results: dict[str, list[dict]] = {
+        f"baseline: {name}": [{"in_domain": in_domain[name], "cross_domain": cross_domain[name]}] for name in BASELINES
+    }
     if "zero_shot" in bench.methods:
         results["zero_shot"] = [evaluate_row(bench, bench.model, "zero_shot", root)]
     if set(bench.methods) - {"zero_shot"}:

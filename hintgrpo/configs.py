@@ -21,6 +21,18 @@ class DataArguments:
     )
 
 
+@dataclass
+class PromptArguments:
+    prompt_style: str | None = field(
+        default=None,
+        metadata={
+            "help": "full: the task, the format and a worked example (zero-shot models); brief: the task only, for a "
+            "model fine-tuned on the format. Default: the style the model was fine-tuned with, else full.",
+            "choices": ["full", "brief"],
+        },
+    )
+
+
 MODALITY_ROUTES = ("text", "mse_adapter", "native")
 
 
@@ -96,7 +108,7 @@ class MultimodalArguments(MediaArguments):
 
 
 @dataclass
-class EvaluateArguments(MediaArguments, DataArguments):
+class EvaluateArguments(MediaArguments, PromptArguments, DataArguments):
     model: str = field(
         default="smollm2-135m-instruct",
         metadata={"help": "A shipped model's name (see `hintgrpo models prepare`), an HF id or a local folder."},
@@ -150,7 +162,7 @@ class SynthesizeArguments(DataArguments):
 
 
 @dataclass
-class SFTScriptArguments(MultimodalArguments, PreprocessArguments):
+class SFTScriptArguments(MultimodalArguments, PromptArguments, PreprocessArguments):
     """What `recipes/sft.py` trains on, and the preprocessing steps run on it first (`preprocess: [augment, score,
     rewrite]`, see hintgrpo.preprocess); training and model options come from trl's SFTConfig and ModelConfig."""
 
@@ -174,7 +186,7 @@ class SFTScriptArguments(MultimodalArguments, PreprocessArguments):
 
 
 @dataclass
-class GRPOScriptArguments(MultimodalArguments, DataArguments):
+class GRPOScriptArguments(MultimodalArguments, PromptArguments, DataArguments):
     """What `recipes/hint_grpo.py` trains on and how it is rewarded (the rest: HintGRPOConfig, ModelConfig)."""
 
     split: str = field(default="train", metadata={"help": "Dataset split whose prompts are sampled."})

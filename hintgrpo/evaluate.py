@@ -18,14 +18,14 @@ from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.jsonl import read_records, write_jsonl
 from hintgrpo.metrics import compute_metrics
-from hintgrpo.models import generate_batch, load_for_generation
+from hintgrpo.models import generate_batch, load_for_generation, trained_prompt_style
 from hintgrpo.plots import plot_confusion, plot_scatter
 from hintgrpo.reasoning import parse_completion
 from hintgrpo.tasks import TaskSpec, get_task
 
 # Settings that change the predictions: a resumed run must match them.
 # Records are keyed by sample id, so runs that differ only in --limit share (and extend) one predictions file.
-RUN_KEYS = ("model", "task", "split", "max_new_tokens", "modality_route", "features_file", "media_file")
+RUN_KEYS = ("model", "task", "split", "max_new_tokens", "prompt_style", "modality_route", "features_file", "media_file")
 
 
 def prediction_record(sample: dict, completion: str, task: TaskSpec) -> dict:
@@ -103,6 +103,8 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
         dataset = load_task_dataset(args.task, args.data_dir, args.split, skip_bad_rows=args.skip_bad_rows)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
+    # Resolved before the run check, so predictions made with one prompt are never extended with another's.
+    args.prompt_style = args.prompt_style or trained_prompt_style(args.model) or "full"
     output_dir = Path(args.output_dir)
     check_resumable(output_dir, dataclasses.asdict(args))
     predictions = output_dir / "predictions.jsonl"
@@ -116,7 +118,7 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
 
             dataset, media_model = load_for_media_generation(args, dataset)
             tokenizer = media_model.processing_class
-        conversations = {i: build_messages(dataset[i], task) for i in todo}
+        conversations = {i: build_messages(dataset[i], task, args.prompt_style) for i in todo}
         # Similar lengths batched together waste less compute on padding.
         todo.sort(key=lambda i: len(tokenizer.apply_chat_template(conversations[i], tokenize=False)))
         with open(predictions, "a", encoding="utf-8") as handle, tqdm(total=len(dataset), initial=len(done)) as bar:

@@ -16,7 +16,8 @@ from hintgrpo.configs import GRPOScriptArguments, SFTScriptArguments
 from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import add_prompt
 from hintgrpo.data.synthesize import load_cot_dataset
-from hintgrpo.models import resolve_model
+from hintgrpo.models import resolve_model, trained_prompt_style
+from hintgrpo.models.loading import PROMPT_STYLE_KEY
 from hintgrpo.multimodal.data import with_media
 from hintgrpo.preprocess.pipeline import preprocessed_sft_dataset
 from hintgrpo.trainers.weighted_sft import SAMPLING_WEIGHT_COLUMN
@@ -32,14 +33,16 @@ def sft_datasets(script_args: SFTScriptArguments, training_args: TrainingArgumen
     if script_args.preprocess:  # media join the records first: augmenters and scores read them
         train = preprocessed_sft_dataset(script_args, training_args)
     else:
-        train = with_media(load_cot_dataset(script_args.cot_file, script_args.task), script_args, "train")
+        cot = load_cot_dataset(script_args.cot_file, script_args.task, script_args.prompt_style)
+        train = with_media(cot, script_args, "train")
     if script_args.balance_polarities:
         train = with_polarity_balance(train)
     if training_args.eval_strategy == "no":
         return train, None
     if script_args.eval_cot_file is None:
         raise ValueError(f"eval_strategy={training_args.eval_strategy!r} needs --eval_cot_file")
-    return train, with_media(load_cot_dataset(script_args.eval_cot_file, script_args.task), script_args, "dev")
+    eval_cot = load_cot_dataset(script_args.eval_cot_file, script_args.task, script_args.prompt_style)
+    return train, with_media(eval_cot, script_args, "dev")
 
 
 def with_polarity_balance(dataset: Dataset) -> Dataset:
@@ -56,13 +59,20 @@ def prompt_dataset(script_args: GRPOScriptArguments) -> Dataset:
     dataset = load_task_dataset(script_args.task, script_args.data_dir, script_args.split, script_args.skip_bad_rows)
     if script_args.limit is not None:
         dataset = dataset.select(range(min(script_args.limit, len(dataset))))
-    return with_media(dataset.map(add_prompt), script_args, script_args.split)
+    return with_media(
+        dataset.map(add_prompt, fn_kwargs={"prompt_style": script_args.prompt_style}), script_args, script_args.split
+    )
 
 
 def model_path(model_args: ModelConfig, training_args: TrainingArguments) -> str:
     """The model to load: a shipped model's name becomes its prepared folder (prepared by the main process only)."""
     with training_args.main_process_first(desc="model preparation"):
         return resolve_model(model_args.model_name_or_path)
+
+
+def resolve_prompt_style(script_args, model: str) -> None:
+    """Fill in `prompt_style`: as given, else the style `model` was fine-tuned with, else the full format prompt."""
+    script_args.prompt_style = script_args.prompt_style or trained_prompt_style(model) or "full"
 
 
 def model_init_kwargs(model_args: ModelConfig, training_args: TrainingArguments) -> dict:
@@ -87,8 +97,12 @@ def checkpoint_to_resume(training_args: TrainingArguments) -> str | None:
     return None
 
 
-def train_and_save(trainer, training_args: TrainingArguments, dataset_name: str) -> None:
-    """Train (resuming when there is a checkpoint), then save the model, tokenizer, metrics, state and model card."""
+def train_and_save(trainer, training_args: TrainingArguments, dataset_name: str, prompt_style: str) -> None:
+    """Train (resuming when there is a checkpoint), then save the model, tokenizer, metrics, state and model card.
+
+    The prompt style goes into the model's config, so every checkpoint is evaluated and trained on as it was prompted.
+    """
+    setattr(trainer.model.config, PROMPT_STYLE_KEY, prompt_style)
     result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)

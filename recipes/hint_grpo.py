@@ -16,18 +16,19 @@ from hintgrpo.multimodal.loading import multimodal_trainer_inputs
 from hintgrpo.rewards import get_reward_funcs
 from hintgrpo.trainers import HintGRPOConfig, HintGRPOTrainer
 from hintgrpo.trainers.multimodal_grpo import MultimodalHintGRPOTrainer
-from hintgrpo.training import model_init_kwargs, model_path, prompt_dataset, train_and_save
+from hintgrpo.training import model_init_kwargs, model_path, prompt_dataset, resolve_prompt_style, train_and_save
 
 
 def main(script_args: GRPOScriptArguments, training_args: HintGRPOConfig, model_args: ModelConfig) -> None:
     reward_funcs = get_reward_funcs(script_args.reward_funcs, script_args.regression_tau)
     training_args.reward_weights = script_args.resolve_reward_weights(training_args.reward_weights)
+    model = model_path(model_args, training_args)
+    resolve_prompt_style(script_args, model)
     train_dataset = prompt_dataset(script_args)
     eval_dataset = None
     if training_args.eval_strategy != "no":
         eval_dataset = prompt_dataset(replace(script_args, split=script_args.eval_split))
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
-    model = model_path(model_args, training_args)
     if script_args.modality_route == "text":
         trainer_class, inputs = HintGRPOTrainer, {"model": model}
     else:
@@ -41,7 +42,7 @@ def main(script_args: GRPOScriptArguments, training_args: HintGRPOConfig, model_
         eval_dataset=eval_dataset,
         peft_config=get_peft_config(model_args),
     )
-    train_and_save(trainer, training_args, dataset_name=script_args.task)
+    train_and_save(trainer, training_args, dataset_name=script_args.task, prompt_style=script_args.prompt_style)
     trainer.end()
 
 

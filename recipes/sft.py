@@ -12,13 +12,14 @@ from hintgrpo.configs import SFTScriptArguments
 from hintgrpo.multimodal.loading import multimodal_trainer_inputs
 from hintgrpo.trainers import WeightedSFTTrainer
 from hintgrpo.trainers.multimodal_sft import MultimodalSFTTrainer
-from hintgrpo.training import model_init_kwargs, model_path, sft_datasets, train_and_save
+from hintgrpo.training import model_init_kwargs, model_path, resolve_prompt_style, sft_datasets, train_and_save
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
+    model = model_path(model_args, training_args)
+    resolve_prompt_style(script_args, model)
     train_dataset, eval_dataset = sft_datasets(script_args, training_args)
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
-    model = model_path(model_args, training_args)
     if script_args.modality_route == "text":
         trainer_class = WeightedSFTTrainer
         inputs = {"model": model, "quantization_config": get_quantization_config(model_args)}
@@ -32,7 +33,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
         eval_dataset=eval_dataset,
         peft_config=get_peft_config(model_args),
     )
-    train_and_save(trainer, training_args, dataset_name=script_args.cot_file)
+    train_and_save(trainer, training_args, dataset_name=script_args.cot_file, prompt_style=script_args.prompt_style)
     trainer.end()
 
 

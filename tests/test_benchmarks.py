@@ -65,14 +65,88 @@ def test_side_by_side_benchmark_runs_rl_rows_at_equal_completion_budget(tiny_mod
         "--max_new_tokens",
         "8",
     ]
-    subprocess.run(command, check=True, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    printed = subprocess.run(command, check=True, capture_output=True, text=True, timeout=900, cwd=ROOT).stdout
 
     results = json.loads((tmp_path / "results.json").read_text())
-    assert list(results) == ["grpo", "hint_prefix"]
+    baselines = ["baseline: constant", "baseline: vader", "baseline: tfidf"]
+    assert list(results) == [*baselines, "grpo", "hint_prefix"]
     # Steps of 8 completions; on a random model every group is hard, so a hinted step generates 16.
     assert results["grpo"][0]["completions"] == [8, 16]
     assert results["hint_prefix"][0]["completions"] == [16]
+    # The baselines are scored on the rows the models are, not on the whole split their command scores.
     for method in results:
         assert results[method][0]["in_domain"]["n"] == 4 and results[method][0]["cross_domain"]["n"] == 4
+    assert results["baseline: constant"][0]["in_domain"]["Corr"] is None  # NaN, written as in metrics.json
+    assert printed.count("hintgrpo.cli baselines --task") == 2  # EmoBank dev and MELD test
     assert (tmp_path / "reward_curves.png").stat().st_size > 0
-    assert "| hint_prefix | 1 |" in (tmp_path / "results.md").read_text()
+    table = (tmp_path / "results.md").read_text()
+    assert "| hint_prefix | 1 |" in table
+    assert all(f"| {name} | 1 |" in table for name in baselines)
+
+
+def test_quality_weights_benchmark_puts_baselines_beside_both_runs(tiny_model_dir, real_data_dir, tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "quality_weights.py"), "--model", str(tiny_model_dir)]
+    command += ["--data_dir", str(real_data_dir), "--output_dir", str(tmp_path)]
+    command += ["--train_rows", "8", "--max_steps", "1", "--eval_rows", "4"]
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = ["uniform", "quality", "baseline: constant", "baseline: vader", "baseline: tfidf"]
+    assert all(results[row]["n"] == 4 for row in rows)
+    assert results["baseline: tfidf"]["parse_rate"] == 1.0
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[4:]] == [f"| {row}" for row in rows]
+    assert table[6].split(" | ")[2] == "–"  # the constant baseline's Corr
+
+
+def test_throughput_benchmark_measures_every_part(tiny_model_dir, real_data_dir, tmp_path):
+    import importlib.util  # here, not at the top: the benchmark runs in-process, the others as subprocesses
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("throughput_benchmark", ROOT / "benchmarks" / "throughput.py")
+    throughput = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = throughput  # dataclasses resolve the module's annotations through sys.modules
+    spec.loader.exec_module(throughput)
+    # The GRPO part runs with the options of its YAML: a copy with short completions keeps the test fast.
+    grpo_config = yaml.safe_load((ROOT / "recipes" / "configs" / "demo" / "hint_grpo.yaml").read_text())
+    (tmp_path / "hint_grpo.yaml").write_text(yaml.safe_dump(grpo_config | {"max_completion_length": 16}))
+    args = throughput.ThroughputArguments(
+        output_dir=str(tmp_path),
+        data_dir=str(real_data_dir),
+        model=str(tiny_model_dir),
+        matmul_sizes=[128],
+        matmul_reps=2,
+        generation_batches=[1, 3],
+        max_new_tokens=4,
+        sft_config=str(ROOT / "recipes" / "configs" / "demo" / "sft.yaml"),
+        sft_steps=1,
+        grpo_config=str(tmp_path / "hint_grpo.yaml"),
+        grpo_steps=1,
+    )
+    throughput.main(args)
+
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert set(throughput.PARTS) <= set(result)
+    matmul = result["matmul"]
+    assert matmul["threads"] >= 1 and len(matmul["measured_gflops"]) == 2  # at the start and at the end
+    assert matmul["gflops"] == max(matmul["measured_gflops"]) > 0
+    assert [b["batch"] for b in result["generation"]["batches"]] == [1, 3]
+    for batch in result["generation"]["batches"]:
+        assert 0 < batch["generated_tokens_per_row"] <= 4 and batch["prompt_tokens_per_row"] > 0
+        for key in ("rows_per_second", "tokens_per_second", "matmul_fraction", "matmul_fraction_with_prompt"):
+            assert batch[key] > 0, key
+    sft = result["sft"]
+    assert sft["steps"] == 1 and len(sft["step_times"]) == 2  # the warm-up step is left out of the figures
+    for key in ("samples_per_second", "tokens_per_second", "tokens_per_sample", "matmul_fraction"):
+        assert sft[key] > 0, key
+    grpo = result["grpo"]
+    assert grpo["steps"] == 1 and grpo["hint_mode"] == "prefix" and grpo["max_completion_length"] == 16
+    assert all(seconds > 0 for seconds in grpo["phase_seconds"].values()), grpo["phase_seconds"]
+    assert abs(sum(grpo["phase_seconds"].values()) - grpo["step_seconds"]) < 1e-6
+    # A random tiny model never states a polarity: every group is hard, and all 8 rows are generated twice.
+    assert grpo["completions_per_step"] == 16
+    for key in ("generation_tokens_per_second", "training_tokens_per_second", "step_matmul_fraction"):
+        assert grpo[key] > 0, key
+    table = (tmp_path / "results.md").read_text()
+    assert "| generation | batch 3," in table and "| sft |" in table and "| backward |" in table

@@ -125,3 +125,17 @@ def test_rendered_gold_scores_perfectly():
     records = [record(s, s, task.polarity_of(s), task.polarity_of(s), True) for s in labels]
     metrics = score_records(records, task)
     assert metrics["MAE"] == 0.0 and metrics["Mult_acc_7"] == 1.0 and metrics["parse_rate"] == 1.0
+
+
+def test_a_fine_tuned_model_is_prompted_in_the_style_it_was_trained_with(tiny_model_dir, real_data_dir, tmp_path):
+    import shutil
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(config | {"hintgrpo_prompt_style": "brief"}))
+    evaluate(eval_args(model, real_data_dir, tmp_path / "trained", limit=1))
+    assert json.loads((tmp_path / "trained" / "run.json").read_text())["prompt_style"] == "brief"
+    evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path / "base", limit=1))
+    assert json.loads((tmp_path / "base" / "run.json").read_text())["prompt_style"] == "full"
+    with pytest.raises(ValueError, match="different run"):  # predictions of one prompt are not extended by another's
+        evaluate(eval_args(model, real_data_dir, tmp_path / "trained", limit=2, prompt_style="full"))

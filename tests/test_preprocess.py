@@ -111,7 +111,7 @@ def test_lexicon_self_question_on_a_real_sentence(real_data_dir):
     assert (row["text"], row["polarity"]) == ("I wanted to be there.", "neutral")
     assert lexicon_self_question(row, seed=0) == (
         "Question: Which words of the utterance carry its feeling, and which way do they point?\n"
-        "Answer: No word of the sentiment lexicon occurs here; the utterance is matter-of-fact. So it reads neutral."
+        "Answer: No sentiment cue words; matter-of-fact. So it reads neutral."
     )
     assert self_question_problem("Question: Is it sad?\nAnswer: No, it reads positive.", "negative")
     assert self_question_problem("It is sad.", "negative")

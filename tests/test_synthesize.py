@@ -395,6 +395,11 @@ def test_load_cot_dataset_gives_trl_prompt_completion_rows(real_data_dir, tmp_pa
         sample = samples[(row["task"], row["id"])]
         assert row["prompt"] == build_messages(sample)
         assert row["completion"] == [{"role": "assistant", "content": sample["cot"]}]
+    brief = load_cot_dataset(output, task="meld_emotion", prompt_style="brief")[0]["prompt"]
+    assert brief[0]["content"] == get_task("meld_emotion").instruction + (
+        " Reason in the discrimination-calibration format, then answer."
+    )
+    assert brief[1] == dataset[0]["prompt"][1]  # the same user turn
     emotions = load_cot_dataset(output, task="meld_emotion")
     assert len(emotions) == 4 and set(emotions["label"]) <= set(get_task("meld_emotion").labels)
 

@@ -87,19 +87,18 @@ def lean(cues: list[Cue]) -> str:
 def discrimination_evidence(polarity: str, cues: list[Cue]) -> str:
     if polarity not in POLARITIES:  # a coarse result that is not a sentiment, e.g. sarcastic / sincere
         if not cues:
-            return f"The wording carries no sentiment cue words; read in its setting, it is {polarity}."
-        literal = f"Taken literally the wording leans {lean(cues)} ({cite_strongest(cues)})"
-        return f"{literal}; read in its setting, it is {polarity}."
+            return f"No sentiment cue words; read in its setting, it is {polarity}."
+        return f"Literally it leans {lean(cues)} ({cite_strongest(cues)}); read in its setting, it is {polarity}."
     if polarity == "neutral":
         if not cues:
-            return "No word of the sentiment lexicon occurs here; the utterance is matter-of-fact."
-        return f"Cue words such as {cite_strongest(cues)} occur, but the utterance as a whole takes no clear side."
+            return "No sentiment cue words; matter-of-fact."
+        return f"Cues {cite_strongest(cues)}, but no clear side."
     supporting = cues_toward(polarity, cues)
     if supporting:
-        return f"The {polarity} cue words {cite_strongest(supporting)} set the tone."
+        return f"{polarity.capitalize()} cues {cite_strongest(supporting)}."
     if cues:
-        return f"Although the cue words {cite_strongest(cues)} point the other way, the whole reads {polarity}."
-    return f"No word of the sentiment lexicon marks it, so the {polarity} reading rests on what is described."
+        return f"Cues {cite_strongest(cues)} point the other way, but the whole reads {polarity}."
+    return f"No cue words; the {polarity} reading rests on what is described."
 
 
 def strength(valence: float) -> str:
@@ -107,20 +106,20 @@ def strength(valence: float) -> str:
 
 
 def calibration_remarks(sample: dict, task: TaskSpec, cues: list[Cue], answer: float | str) -> str:
+    # Every generated token costs SFT, GRPO and evaluation time: the remarks are terse, text-only samples get no
+    # modality remark, and the score no restated scale (the prompt gives it).
     words = unique(words_of(sample["text"]))
     remarks = []
     if cues:
         strongest = max(cues, key=lambda cue: abs(cue.effect))
-        remarks.append(f"The strongest cue, {strongest.cite()}, is {strength(abs(strongest.valence))}.")
-    else:
-        remarks.append("With no loaded words, the wording itself adds little intensity.")
+        remarks.append(f'"{strongest.word}" is {strength(abs(strongest.valence))}.')
     amplifiers = [word for word in words if BOOSTER_DICT.get(word, 0) > 0]
     softeners = [word for word in words if BOOSTER_DICT.get(word, 0) < 0 or word in HEDGES]
     if amplifiers:
         remarks.append(f"Intensifiers ({quote(amplifiers)}) amplify it.")
     if softeners:
         remarks.append(f"Hedges and downtoners ({quote(softeners)}) soften it.")
-    remarks += [f'"{cue.negator}" negates "{cue.word}", reversing its valence.' for cue in cues if cue.negator]
+    remarks += [f'"{cue.negator}" negates "{cue.word}".' for cue in cues if cue.negator]
     if "!" in sample["text"]:
         remarks.append("The exclamation adds emphasis.")
     context = sample.get("context") or ""
@@ -130,26 +129,23 @@ def calibration_remarks(sample: dict, task: TaskSpec, cues: list[Cue], answer: f
         context_cues = find_cues(context)
         tone = lean(context_cues)
         if tone == "neutral":
-            remarks.append(f"{earlier} has no clear sentiment but frames how the utterance is meant.")
+            remarks.append(f"{earlier} has no clear sentiment.")
         else:
-            cited = cite_strongest(cues_toward(tone, context_cues), 2)
-            remarks.append(f"{earlier} leans {tone} ({cited}) and frames how the utterance is meant.")
+            remarks.append(f"{earlier} leans {tone} ({cite_strongest(cues_toward(tone, context_cues), 2)}).")
     modalities = describe_modalities(sample)
     if modalities:
         names = ", ".join(line.partition(":")[0] for line in modalities)
         remarks.append(f"The sample also has {names}; this reading rests on the wording.")
-    # Every generated token costs SFT, GRPO and evaluation time, so text-only samples get no modality remark and
-    # the score no restated scale (the prompt gives it).
     if task.is_regression:
         if sample["polarity"] == "neutral":
-            remarks.append(f"Overall it sits near the middle, at {format_score(answer)}.")
+            remarks.append(f"Near the middle: {format_score(answer)}.")
         else:
             low, high = task.score_range
             share = abs(answer) / max(abs(low), abs(high))
             degree = "strongly" if share >= 0.6 else "moderately" if share >= 0.3 else "mildly"
-            remarks.append(f"Overall it is {degree} {sample['polarity']}, at {format_score(answer)}.")
+            remarks.append(f"{degree.capitalize()} {sample['polarity']}: {format_score(answer)}.")
     else:
-        remarks.append(f"Overall the label that fits is {answer}.")
+        remarks.append(f"Label: {answer}.")
     return " ".join(remarks)
 
 

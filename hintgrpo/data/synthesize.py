@@ -221,12 +221,12 @@ def synthesize(args: SynthesizeArguments, dataset: Dataset | None = None) -> dic
     return counts.as_dict()
 
 
-def load_cot_dataset(path: str | os.PathLike, task: str | None = None) -> Dataset:
+def load_cot_dataset(path: str | os.PathLike, task: str | None = None, prompt_style: str | None = None) -> Dataset:
     """The accepted records of a synthesis file as TRL conversational prompt–completion data.
 
-    Columns: `prompt` (the student's chat prompt, `build_messages`), `completion` (`[{"role": "assistant",
-    "content": cot}]`), and `id`, `task`, `label`, `polarity`, `weight`. With `task`, only that task's records.
-    The file is only read, so it may still be being written.
+    Columns: `prompt` (the student's chat prompt: `build_messages` in `prompt_style`), `completion`
+    (`[{"role": "assistant", "content": cot}]`), and `id`, `task`, `label`, `polarity`, `weight`. With `task`, only
+    that task's records. The file is only read, so it may still be being written.
     """
     path = Path(path)
     if not path.is_file():
@@ -244,7 +244,10 @@ def load_cot_dataset(path: str | os.PathLike, task: str | None = None) -> Datase
     return Dataset.from_list(
         [
             {key: record[key] for key in COT_COLUMNS}
-            | {"prompt": build_messages(record), "completion": [{"role": "assistant", "content": record["cot"]}]}
+            | {
+                "prompt": build_messages(record, prompt_style=prompt_style),
+                "completion": [{"role": "assistant", "content": record["cot"]}],
+            }
             for record in records
         ]
     )

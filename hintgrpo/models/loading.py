@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -80,6 +81,16 @@ def resolve_model(name_or_path: str) -> str:
     if name_or_path in SHIPPED_MODELS:
         return str(prepare_shipped_model(name_or_path))
     return name_or_path
+
+
+# Recorded in a fine-tuned model's config.json, so evaluation and further training prompt it the way it was trained.
+PROMPT_STYLE_KEY = "hintgrpo_prompt_style"
+
+
+def trained_prompt_style(name_or_path: str) -> str | None:
+    """The prompt style (hintgrpo.data.prompts.PROMPT_STYLES) a local model was fine-tuned with, if recorded."""
+    config = Path(resolve_model(name_or_path)) / "config.json"
+    return json.loads(config.read_text()).get(PROMPT_STYLE_KEY) if config.is_file() else None
 
 
 def load_for_generation(name_or_path: str, dtype: torch.dtype = torch.float32):

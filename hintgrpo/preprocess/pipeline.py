@@ -156,4 +156,4 @@ def preprocessed_sft_dataset(script_args: SFTScriptArguments, training_args: Tra
         records = with_media(load_records(script_args.cot_file, script_args.task), script_args, "train")
         records, counts = preprocess_records(records, script_args, script_args.cot_file)
         logger.info("preprocessing %s: %s", script_args.cot_file, json.dumps(counts))
-        return to_sft_examples(records)
+        return to_sft_examples(records, script_args.prompt_style)

@@ -79,13 +79,16 @@ def with_lineage(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def sft_example(row: dict) -> dict:
+def sft_example(row: dict, prompt_style: str | None = None) -> dict:
     task = get_task(row["task"])
-    prompt = student_messages(row, task) if row["augmentation"] == SELF_QUESTION else build_messages(row, task)
+    if row["augmentation"] == SELF_QUESTION:
+        prompt = student_messages(row, task)
+    else:
+        prompt = build_messages(row, task, prompt_style)
     return {"prompt": prompt, "completion": [{"role": "assistant", "content": row["cot"]}]}
 
 
-def to_sft_examples(dataset: Dataset) -> Dataset:
+def to_sft_examples(dataset: Dataset, prompt_style: str | None = None) -> Dataset:
     """TRL prompt–completion rows (as `load_cot_dataset` gives) of the rows whose rationale was validated.
 
     Rejected rationales stay in the preprocessed data (the rewrite step may save them) but are not trained on,
@@ -97,4 +100,8 @@ def to_sft_examples(dataset: Dataset) -> Dataset:
     if len(validated) < len(dataset):
         logger.info("training on %d of %d rows: the rest have no validated rationale", len(validated), len(dataset))
     kept = (*COT_COLUMNS, *MODALITY_COLUMNS)
-    return validated.map(sft_example, remove_columns=[c for c in validated.column_names if c not in kept])
+    return validated.map(
+        sft_example,
+        fn_kwargs={"prompt_style": prompt_style},
+        remove_columns=[c for c in validated.column_names if c not in kept],
+    )
