@@ -23,13 +23,9 @@ from pathlib import Path
 import numpy as np
 from trl import TrlParser
 
-from hintgrpo.baselines import baseline_record
-from hintgrpo.evaluate import score_records
-from hintgrpo.jsonl import read_records
 from hintgrpo.preprocess.arguments import QualityArguments
 from hintgrpo.preprocess.quality import score
 from hintgrpo.preprocess.records import load_records
-from hintgrpo.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ("MAE", "Corr", "Mult_acc_7", "Has0_acc_2", "Non0_acc_2", "parse_rate", "well_formed_rate")
@@ -89,22 +85,16 @@ def main(args: QualityWeightsArguments) -> None:
             eval_dir / "metrics.json",
         )
         results[name] = json.loads((eval_dir / "metrics.json").read_text())
-    baseline_dir = output / "baselines"
+    # Scored on the dev rows the models are, in a folder named by their number: other --eval_rows never reuse it.
+    baseline_dir = output / (f"baselines_first{args.eval_rows}" if args.eval_rows else "baselines_all")
     run(
         [*hintgrpo, "baselines", "--task", "emobank", "--data_dir", data_dir, "--split", "dev"]
-        + ["--output_dir", str(baseline_dir), "--baselines", *BASELINES],
+        + ["--output_dir", str(baseline_dir), "--baselines", *BASELINES]
+        + (["--limit", str(args.eval_rows)] if args.eval_rows else []),
         baseline_dir / "metrics.json",
     )
-    # `hintgrpo baselines` scores all of dev: its predictions on the first `--eval_rows`, the rows the models are
-    # evaluated on, are scored here with the same metrics. They hold no gold polarity; on EmoBank it is the label's.
-    task = get_task("emobank")
-    for name in BASELINES:
-        predictions = read_records(baseline_dir / f"predictions_{name}.jsonl")[: args.eval_rows or None]
-        records = [
-            baseline_record(p | {"polarity": task.polarity_of(p["label"])}, p["answer"], task) for p in predictions
-        ]
-        # NaN (Corr of the constant baseline) as null, as in the models' metrics.json.
-        results[f"baseline: {name}"] = {k: None if v != v else v for k, v in score_records(records, task).items()}
+    baseline_metrics = json.loads((baseline_dir / "metrics.json").read_text())
+    results |= {f"baseline: {name}": baseline_metrics[name] for name in BASELINES}
     weights = np.asarray(score(load_records(cot_file), QualityArguments(), cache_dir=output / "cache")["weight"])
     results["weights"] = {"mean": weights.mean(), "std": weights.std(), "min": weights.min(), "max": weights.max()}
     results["setup"] = vars(args)

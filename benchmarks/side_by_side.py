@@ -29,11 +29,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from trl import TrlParser  # noqa: E402
 
-from hintgrpo.baselines import baseline_record  # noqa: E402
-from hintgrpo.evaluate import score_records  # noqa: E402
-from hintgrpo.jsonl import read_records  # noqa: E402
-from hintgrpo.tasks import get_task  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 RL_METHODS = {
     "grpo": ["--hint_mode", "none"],
@@ -122,24 +117,16 @@ def evaluate(bench: SideBySideArguments, model: str, task: str, split: str, limi
     return json.loads((output_dir / "metrics.json").read_text())
 
 
-def baselines(bench: SideBySideArguments, task_name: str, split: str, limit: int | None, output_dir: Path) -> dict:
-    """Each baseline's metrics on the rows the models are scored on.
-
-    `hintgrpo baselines` scores the whole split; its predictions on the first `limit` rows, the rows
-    `hintgrpo evaluate --limit` takes, are scored here with the same metrics.
+def baselines(bench: SideBySideArguments, task: str, split: str, limit: int | None, output_dir: Path) -> dict:
+    """Each baseline's metrics on the rows the models are scored on: `--limit` takes the first `limit` rows, as
+    `hintgrpo evaluate --limit` does. The folder is named by the limit, so another limit never reuses its numbers.
     """
+    output_dir = output_dir / ("all" if limit is None else f"first{limit}")
     if not (output_dir / "metrics.json").is_file():
-        run(hintgrpo("baselines", "--task", task_name, "--split", split, "--data_dir", bench.data_dir,
-                     "--output_dir", str(output_dir), "--baselines", *BASELINES))  # fmt: skip
-    task = get_task(task_name)
-    metrics = {}
-    for name in BASELINES:
-        rows = read_records(output_dir / f"predictions_{name}.jsonl")[:limit]
-        # The predictions hold no gold polarity; for EmoBank and MELD sentiment it is the label's.
-        records = [baseline_record(r | {"polarity": task.polarity_of(r["label"])}, r["answer"], task) for r in rows]
-        # NaN (Corr of the constant baseline) as null, as in the models' metrics.json.
-        metrics[name] = {key: None if v != v else v for key, v in score_records(records, task).items()}
-    return metrics
+        run(hintgrpo("baselines", "--task", task, "--split", split, "--data_dir", bench.data_dir,
+                     "--output_dir", str(output_dir), "--baselines", *BASELINES,
+                     *(["--limit", str(limit)] if limit is not None else [])))  # fmt: skip
+    return json.loads((output_dir / "metrics.json").read_text())
 
 
 def training_log(output_dir: Path) -> dict:

@@ -4,7 +4,9 @@
 a float score in the task's range (regression) or a label (classification). Every baseline reads only the row's
 `text` (for MELD and MUStARD the loader's "Speaker: utterance"), never its dialogue `context`.
 
-`hintgrpo baselines` fits each chosen baseline and scores it on a split with `hintgrpo evaluate`'s metrics.
+`hintgrpo baselines` fits each chosen baseline and scores it on a split (or its first `--limit` rows, the rows
+`hintgrpo evaluate --limit` takes) with `hintgrpo evaluate`'s metrics. Its `predictions_<baseline>.jsonl` hold
+`hintgrpo evaluate`'s record fields (but the completion), so `score_records` rescores any subset of them.
 """
 
 from __future__ import annotations
@@ -198,7 +200,10 @@ def fit_probe(
 
 
 def baseline_record(sample: dict, answer: float | str, task: TaskSpec) -> dict:
-    """A prediction in the form `score_records` reads; a baseline's answer is always there and well formed."""
+    """A prediction in the form `score_records` reads; a baseline's answer is always there and well formed.
+
+    The gold polarity is the row's own (for meld_emotion, MELD's Sentiment column), not the label's coarse result.
+    """
     return {
         "id": sample["id"],
         "label": sample["label"],
@@ -226,17 +231,23 @@ def baselines_command(args: BaselinesArguments) -> str:
     command = f"hintgrpo baselines --task {args.task}"
     if args.data_dir is not None:
         command += f" --data_dir {args.data_dir}"
-    command += f" --split {args.split} --train_split {args.train_split} --baselines {' '.join(args.baselines)}"
+    command += f" --split {args.split}"
+    if args.limit is not None:
+        command += f" --limit {args.limit}"
+    command += f" --train_split {args.train_split} --baselines {' '.join(args.baselines)}"
     if "probe" in args.baselines:
         command += f" --probe_model {args.probe_model} --probe_max_train_rows {args.probe_max_train_rows}"
     return command
 
 
 def evaluate_baselines(args: BaselinesArguments) -> dict[str, dict[str, float]]:
-    """Fit each of `args.baselines` on the train split, score it on `args.split`; write metrics and predictions."""
+    """Fit each of `args.baselines` on the whole train split, score it on `args.split` (or its first `args.limit`
+    rows); write metrics and predictions."""
     task = get_task(args.task)
     train = load_task_dataset(args.task, args.data_dir, args.train_split, skip_bad_rows=args.skip_bad_rows)
     dataset = load_task_dataset(args.task, args.data_dir, args.split, skip_bad_rows=args.skip_bad_rows)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     options = {
@@ -251,10 +262,7 @@ def evaluate_baselines(args: BaselinesArguments) -> dict[str, dict[str, float]]:
         logger.info("fitting baseline %s on %s %s (%d rows)", name, args.task, args.train_split, len(train))
         answers = fit_baseline(name, train, task, **options.get(name, {})).predict(dataset)
         records = [baseline_record(sample, answer, task) for sample, answer in zip(dataset, answers, strict=True)]
-        write_jsonl(
-            output_dir / f"predictions_{name}.jsonl",
-            [{"id": r["id"], "label": r["label"], "answer": r["answer"]} for r in records],
-        )
+        write_jsonl(output_dir / f"predictions_{name}.jsonl", records)
         results[name] = score_records(records, task)
     # NaN (e.g. Corr of the constant baseline) is written as null: metrics.json stays strict JSON.
     finite = {name: {k: None if v != v else v for k, v in metrics.items()} for name, metrics in results.items()}

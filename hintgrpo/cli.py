@@ -4,7 +4,7 @@ hintgrpo synthesize --task T --data_dir D --split S --backend openai|transformer
     [--teacher_model M] [--base_url URL] [--limit N] [--max_tries 3] [--tolerance 0.25] [--concurrency 8]
 hintgrpo evaluate --model M --task T --data_dir D --split S --output_dir O [--limit N]
     [--modality_route mse_adapter --features_file PKL | --modality_route native --media_file MANIFEST]
-hintgrpo baselines --task T --data_dir D --split S --output_dir O [--baselines constant vader tfidf probe]
+hintgrpo baselines --task T --data_dir D --split S --output_dir O [--limit N] [--baselines constant vader tfidf probe]
     [--train_split train]
 hintgrpo augment (--input DIR|COT.jsonl | --task T --data_dir D [--features_file PKL]) --output_dir O
     [--augmenters paraphrase diffusion self_question] [--teacher_backend lexicon|openai|transformers]

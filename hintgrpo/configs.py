@@ -233,9 +233,10 @@ class GRPOScriptArguments(MultimodalArguments, PromptArguments, DataArguments):
 
 @dataclass
 class BaselinesArguments(DataArguments):
-    """What `hintgrpo baselines` fits (on `train_split`) and scores (on `split`); see hintgrpo.baselines."""
+    """What `hintgrpo baselines` fits (on all of `train_split`) and scores (on `split`); see hintgrpo.baselines."""
 
     split: str = field(default="dev", metadata={"help": "Dataset split the baselines are scored on."})
+    limit: int | None = field(default=None, metadata={"help": "Score only the first N rows of the split."})
     train_split: str = field(
         default="train", metadata={"help": "Split the baselines are fit on (MUStARD: fold<k>_train)."}
     )

@@ -8,6 +8,9 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from hintgrpo.baselines import MeanPooledStates, fit_baseline
 from hintgrpo.cli import main
+from hintgrpo.data import load_task_dataset
+from hintgrpo.evaluate import score_records
+from hintgrpo.jsonl import read_records
 from hintgrpo.tasks import get_task
 
 EMOBANK_ROWS = [
@@ -143,9 +146,88 @@ def test_cli_writes_one_row_per_baseline(tmp_path, capsys):
     assert table[2].startswith("| baseline | MAE | Corr |")
     assert [line.split(" | ")[0] for line in table[4:7]] == ["| constant", "| vader", "| tfidf"]
     assert "hintgrpo baselines --task emobank" in table[-1]
-    records = [json.loads(line) for line in (output_dir / "predictions_tfidf.jsonl").read_text().splitlines()]
-    assert [set(r) for r in records] == [{"id", "label", "answer"}] * 3
+    records = read_records(output_dir / "predictions_tfidf.jsonl")
+    assert [set(r) for r in records] == [{"id", "label", "gold_polarity", "answer", "polarity", "well_formed"}] * 3
     assert "report written to" in capsys.readouterr().out
+
+
+def as_written(metrics: dict) -> dict:
+    """Metrics as metrics.json holds them: NaN as null."""
+    return {key: None if value != value else value for key, value in metrics.items()}
+
+
+def test_cli_limit_scores_the_first_rows_of_baselines_fit_on_all_of_train(tmp_path):
+    write_emobank(tmp_path / "data")
+    output_dir = tmp_path / "out"
+    main(
+        ["baselines", "--task", "emobank", "--data_dir", str(tmp_path / "data"), "--split", "train", "--limit", "3"]
+        + ["--output_dir", str(output_dir), "--baselines", "constant", "vader", "tfidf"]
+    )
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    task, train = get_task("emobank"), load_task_dataset("emobank", tmp_path / "data", "train")
+    first = train.select(range(3))
+    for name in ("constant", "vader", "tfidf"):
+        answers = fit_baseline(name, train).predict(first)  # fit on all 6 train rows, not on the 3 scored
+        records = [
+            {
+                "label": row["label"],
+                "gold_polarity": row["polarity"],
+                "answer": answer,
+                "polarity": task.polarity_of(answer),
+                "well_formed": True,
+            }
+            for row, answer in zip(first, answers, strict=True)
+        ]
+        assert metrics[name] == as_written(score_records(records, task)) and metrics[name]["n"] == 3
+        predictions = read_records(output_dir / f"predictions_{name}.jsonl")
+        assert [p["id"] for p in predictions] == first["id"]
+        assert as_written(score_records(predictions, task)) == metrics[name]  # the predictions rescore to the table
+    table = (output_dir / "metrics.md").read_text()
+    assert "emobank train (n=3), fit on train (n=6)" in table and "--split train --limit 3 " in table
+
+
+# (speaker, utterance, emotion, sentiment): MELD's surprise is positive or negative by its Sentiment column.
+MELD_EMOTION_TRAIN = [
+    ("Joey", "I love it, it is great!", "joy", "positive"),
+    ("Ross", "We are going to the museum.", "neutral", "neutral"),
+    ("Monica", "The table is in the kitchen.", "neutral", "neutral"),
+    ("Chandler", "This is horrible, I hate it.", "anger", "negative"),
+    ("Phoebe", "Wow, you got the part?", "surprise", "positive"),
+]
+MELD_EMOTION_TEST = [
+    ("Mark", "Why do all your coffee mugs have numbers?", "surprise", "positive"),
+    ("Rachel", "That is so horrible, I hate it.", "anger", "negative"),
+    ("Ross", "What? You lost the ring again?", "surprise", "negative"),
+    ("Joey", "I love it, it is great!", "joy", "positive"),
+]
+
+
+def write_meld(data_dir):
+    (data_dir / "meld").mkdir(parents=True)
+    for split, rows in (("train", MELD_EMOTION_TRAIN), ("test", MELD_EMOTION_TEST)):
+        with open(data_dir / "meld" / f"{split}_sent_emo.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID"])
+            writer.writerows(
+                [text, speaker, emotion, sentiment, 0, i] for i, (speaker, text, emotion, sentiment) in enumerate(rows)
+            )
+
+
+def test_meld_emotion_predictions_hold_the_sentiment_column_as_gold_polarity(tmp_path):
+    write_meld(tmp_path / "data")
+    output_dir = tmp_path / "out"
+    main(
+        ["baselines", "--task", "meld_emotion", "--data_dir", str(tmp_path / "data"), "--split", "test"]
+        + ["--output_dir", str(output_dir), "--baselines", "constant", "tfidf"]
+    )
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    task = get_task("meld_emotion")
+    for name in ("constant", "tfidf"):
+        predictions = read_records(output_dir / f"predictions_{name}.jsonl")
+        # The label's coarse result would make both surprise rows neutral.
+        assert [p["gold_polarity"] for p in predictions] == ["positive", "negative", "negative", "positive"]
+        assert [p["polarity"] for p in predictions] == [task.polarity_of(p["answer"]) for p in predictions]
+        assert as_written(score_records(predictions, task)) == metrics[name]
 
 
 def test_cli_refuses_an_unknown_baseline(tmp_path):

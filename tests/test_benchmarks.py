@@ -73,11 +73,13 @@ def test_side_by_side_benchmark_runs_rl_rows_at_equal_completion_budget(tiny_mod
     # Steps of 8 completions; on a random model every group is hard, so a hinted step generates 16.
     assert results["grpo"][0]["completions"] == [8, 16]
     assert results["hint_prefix"][0]["completions"] == [16]
-    # The baselines are scored on the rows the models are, not on the whole split their command scores.
+    # The baselines are scored on the rows the models are, by the printed command (its --limit).
     for method in results:
         assert results[method][0]["in_domain"]["n"] == 4 and results[method][0]["cross_domain"]["n"] == 4
     assert results["baseline: constant"][0]["in_domain"]["Corr"] is None  # NaN, written as in metrics.json
-    assert printed.count("hintgrpo.cli baselines --task") == 2  # EmoBank dev and MELD test
+    baseline_commands = [line for line in printed.splitlines() if "hintgrpo.cli baselines --task" in line]
+    assert len(baseline_commands) == 2 and all(c.endswith("--limit 4") for c in baseline_commands)  # EmoBank, MELD
+    assert (tmp_path / "baselines" / "meld_test" / "first4" / "predictions_tfidf.jsonl").is_file()
     assert (tmp_path / "reward_curves.png").stat().st_size > 0
     table = (tmp_path / "results.md").read_text()
     assert "| hint_prefix | 1 |" in table
@@ -88,11 +90,13 @@ def test_quality_weights_benchmark_puts_baselines_beside_both_runs(tiny_model_di
     command = [sys.executable, str(ROOT / "benchmarks" / "quality_weights.py"), "--model", str(tiny_model_dir)]
     command += ["--data_dir", str(real_data_dir), "--output_dir", str(tmp_path)]
     command += ["--train_rows", "8", "--max_steps", "1", "--eval_rows", "4"]
-    subprocess.run(command, check=True, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    printed = subprocess.run(command, check=True, capture_output=True, text=True, timeout=600, cwd=ROOT).stdout
 
     results = json.loads((tmp_path / "results.json").read_text())
     rows = ["uniform", "quality", "baseline: constant", "baseline: vader", "baseline: tfidf"]
     assert all(results[row]["n"] == 4 for row in rows)
+    baseline_command = next(line for line in printed.splitlines() if "hintgrpo.cli baselines --task" in line)
+    assert "baselines_first4 " in baseline_command and baseline_command.endswith("--limit 4")
     assert results["baseline: tfidf"]["parse_rate"] == 1.0
     table = (tmp_path / "results.md").read_text().splitlines()
     assert [line.split(" | ")[0] for line in table[4:]] == [f"| {row}" for row in rows]
