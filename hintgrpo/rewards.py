@@ -28,7 +28,7 @@ def parsed_rows(completions, task: list[str]) -> list[tuple[ParsedCompletion, Ta
 
 
 def format_reward(completions, task, **kwargs) -> list[float]:
-    """1 for a well-formed DC completion (both phases, known polarity, finite in-range answer)."""
+    """1 for a well-formed DC completion: see `parse_completion` (each tag once, one polarity, one valid answer)."""
     return [float(parsed.well_formed) for parsed, _ in parsed_rows(completions, task)]
 
 
@@ -40,11 +40,16 @@ def polarity_reward(completions, task, polarity, **kwargs) -> list[float]:
     ]
 
 
-def consistency_reward(completions, task, **kwargs) -> list[float]:
-    """1 when the stated polarity agrees with the polarity of the final answer."""
+def consistency_reward(completions, task, polarity, **kwargs) -> list[float]:
+    """1 when the stated polarity agrees with the polarity of the final answer.
+
+    A label with no fixed polarity (MELD's surprise) has the row's gold polarity: on a positive-surprise row,
+    "positive" with "surprise" earns what "positive" with "joy" earns. Leaving such rows unscored would not do:
+    TRL sums the rewards with nansum, so None counts as 0 and "joy" would still out-earn the gold "surprise".
+    """
     return [
-        float(parsed.has_answer and parsed.polarity == spec.polarity_of(parsed.answer))
-        for parsed, spec in parsed_rows(completions, task)
+        float(parsed.has_answer and parsed.polarity == spec.polarity_of(parsed.answer, gold))
+        for (parsed, spec), gold in zip(parsed_rows(completions, task), polarity, strict=True)
     ]
 
 

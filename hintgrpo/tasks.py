@@ -14,7 +14,8 @@ class TaskSpec:
 
     Regression tasks predict a score in `score_range`; their coarse (discrimination) result is the
     polarity of the score with a neutral band of `neutral_band` around zero. Classification tasks
-    predict one of `labels`; their coarse result is `coarse_of_label[label]`.
+    predict one of `labels`; their coarse result is `coarse_of_label[label]`, except for the
+    `row_polarity_labels`, whose coarse result is the row's own gold polarity where it is known.
     """
 
     name: str
@@ -27,13 +28,18 @@ class TaskSpec:
     labels: tuple[str, ...] = ()
     coarse_of_label: dict[str, str] = field(default_factory=dict)
     polarities: tuple[str, ...] = POLARITIES
+    row_polarity_labels: tuple[str, ...] = ()
 
     @property
     def is_regression(self) -> bool:
         return self.kind == "regression"
 
-    def polarity_of(self, value: float | str) -> str:
-        """Coarse result of a gold or predicted value: a polarity for scores, a coarse label for classes."""
+    def polarity_of(self, value: float | str, row_polarity: str | None = None) -> str:
+        """Coarse result of a gold or predicted value: a polarity for scores, a coarse label for classes.
+
+        `row_polarity`, the gold polarity of the row the value answers, is the result for a `row_polarity_labels`
+        label.
+        """
         if self.is_regression:
             score = float(value)
             if score > self.neutral_band:
@@ -41,6 +47,8 @@ class TaskSpec:
             if score < -self.neutral_band:
                 return "negative"
             return "neutral"
+        if value in self.row_polarity_labels and row_polarity is not None:
+            return row_polarity
         return self.coarse_of_label[str(value)]
 
     def in_range(self, score: float) -> bool:
@@ -135,8 +143,9 @@ register_task(
     )
 )
 
-# Surprise carries either polarity in MELD, so its coarse result comes from the row's Sentiment
-# column (the loader's `polarity`); this map is the fallback for data without one.
+# Surprise carries either polarity in MELD (train: 614 negative, 591 positive, never neutral), so its coarse
+# result is the row's Sentiment column (the loader's `polarity`); the map's "neutral" is only the fallback for
+# data without one.
 register_task(
     TaskSpec(
         name="meld_emotion",
@@ -154,6 +163,7 @@ register_task(
             "disgust": "negative",
             "anger": "negative",
         },
+        row_polarity_labels=("surprise",),
     )
 )
 

@@ -1,8 +1,11 @@
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hintgrpo.reasoning import discrimination_opening, format_score, parse_completion, render
+from hintgrpo.reasoning import discrimination_opening, format_score, parse_completion, read_answer, render
 from hintgrpo.tasks import TASKS, get_task
 
 EMOBANK = get_task("emobank")
@@ -88,8 +91,11 @@ def test_real_smollm2_outputs(text, polarity, answer):
         ),
         # Answer tag never closed (generation budget ran out) is still read.
         ("polarity: neutral. meh <answer> 0.3", "neutral", 0.3, False),
-        # Unicode minus and extra words inside the answer.
-        (CANONICAL.replace("-1.4", "−1.5 out of 3"), "negative", -1.5, True),
+        # Answer tag cut off inside its closing tag.
+        (CANONICAL[: -len("answer>")], "negative", -1.4, False),
+        # Unicode minus; extra words make it no answer.
+        (CANONICAL.replace("-1.4", "−1.5"), "negative", -1.5, True),
+        (CANONICAL.replace("-1.4", "−1.5 out of 3"), "negative", None, False),
         ("Score: nan", None, None, False),
         ("", None, None, False),
     ],
@@ -106,8 +112,51 @@ def test_classification_answers_pick_the_one_named_label():
     assert answer("Very Negative") == "very negative"
     assert answer("negative.") == "negative"
     assert answer("positive or negative") is None  # two labels named: ambiguous
+    assert answer("not positive") is None
     assert answer("great") is None
     assert parse_completion(render("sarcastic", "e", "c", "sarcastic"), MUSTARD).well_formed
+
+
+@pytest.mark.parametrize(
+    ("text", "score"),
+    [
+        ("-1.4", -1.4),
+        ("+.5", 0.5),
+        ("3e-1", 0.3),
+        ("-15E-1", -1.5),
+        ("−2.0", -2.0),
+        ("2.", 2.0),
+        (" **-0.8** ", -0.8),
+        ("`1.5`.", 1.5),
+        ("－０．５", -0.5),  # full-width forms, as CJK text writes them
+        ("٣", None),  # Arabic-Indic: not read (see _ASCII_FORMS)
+        ("0.5²", None),  # NFKC would make this 0.52
+        ("1.5 (mildly positive)", None),
+        ("1,5", None),
+        ("1_0", None),
+        ("0x1", None),
+        ("inf", None),
+        ("1e400", None),
+        ("- 1", None),
+        ("", None),
+    ],
+)
+def test_number_notations(text, score):
+    assert read_answer(text, EMOBANK) == score
+
+
+# Real completions of the zero-shot and SFT SmolLM2-135M evaluations on EmoBank dev, with what they must parse as.
+REAL_COMPLETIONS = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "real_completions.jsonl").open()]
+
+
+@pytest.mark.parametrize("record", REAL_COMPLETIONS, ids=[f"{r['source']}-{r['id']}" for r in REAL_COMPLETIONS])
+def test_real_completions_from_the_evaluations(record):
+    parsed = parse_completion(record["completion"], get_task(record["task"]))
+    assert (parsed.polarity, parsed.answer, parsed.well_formed) == (
+        record["polarity"],
+        record["answer"],
+        record["well_formed"],
+    )
 
 
 @given(st.text())

@@ -40,6 +40,16 @@ def test_consistency_reward():
     assert rewards("consistency", [GOOD, INCONSISTENT, NO_ANSWER]) == [1.0, 0.0, 0.0]
 
 
+def test_consistency_of_surprise_is_judged_by_the_row_polarity():
+    # MELD's surprise is positive or negative by row, never the fixed map's neutral.
+    completions = [
+        render(p, "e", "c", a) for p, a in [("positive", "surprise"), ("positive", "joy"), ("neutral", "surprise")]
+    ]
+    columns = {"task": ["meld_emotion"] * 3, "label": ["surprise"] * 3}
+    assert rewards("consistency", completions, **columns, polarity=["positive"] * 3) == [1.0, 1.0, 0.0]
+    assert rewards("consistency", completions, **columns, polarity=["negative"] * 3) == [0.0, 1.0, 0.0]
+
+
 def test_task_specific_rewards_return_none_elsewhere():
     completions = [GOOD, render("negative", "e", "c", "negative")]
     columns = {"task": ["emobank", "meld_sentiment"], "label": [-1.5, "negative"], "polarity": ["negative"] * 2}
