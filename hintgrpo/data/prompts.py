@@ -11,17 +11,26 @@ def format_example(task: TaskSpec) -> str:
     if task.is_regression:
         low, high = task.score_range
         answer = round(low + 0.3 * (high - low), 2)
+        polarity = task.polarity_of(answer)
     else:
         answer = task.labels[-1]
-    return render(task.polarity_of(answer), "Coarse evidence.", "Finer analysis of intensity and context.", answer)
+        polarity = task.polarity_of(answer)
+    return render(
+        polarity,
+        "One or two sentences of coarse evidence for that polarity.",
+        "Finer analysis: how strong the cues are, the context, and what pulls the score up or down.",
+        answer,
+    )
 
 
 def system_prompt(task: TaskSpec) -> str:
-    # Every SFT sample and every generated completion pays for these tokens, so the format is shown, not described.
     return (
-        f"You are an expert in sentiment analysis. {task.instruction} State the coarse result "
-        f"({task.coarse_format()}) with its evidence, calibrate it, then answer with {task.answer_format()}. "
-        f"Format:\n{format_example(task)}"
+        f"You are an expert in sentiment analysis. {task.instruction}\n"
+        "Reason in two phases, then answer, using exactly this format:\n"
+        f"1. Discrimination: state the coarse result ({task.coarse_format()}) and its evidence.\n"
+        "2. Calibration: refine it with fine-grained analysis.\n"
+        f"3. Answer: {task.answer_format()}.\n\n"
+        f"Example of the format:\n{format_example(task)}"
     )
 
 
@@ -30,7 +39,7 @@ def brief_system_prompt(task: TaskSpec) -> str:
 
 
 # "full" teaches the format (zero-shot models, teachers); "brief" names the task only, for a model fine-tuned on the
-# format: it saves ~100 prompt tokens on every SFT sample, GRPO completion and evaluated row.
+# format: it saves ~150 prompt tokens on every SFT sample, GRPO completion and evaluated row.
 PROMPT_STYLES = {"full": system_prompt, "brief": brief_system_prompt}
 
 
