@@ -7,7 +7,10 @@ import pytest
 from trl import ModelConfig, TrlParser
 
 from hintgrpo.configs import GRPOScriptArguments
+from hintgrpo.data.prompts import PROMPT_STYLES
+from hintgrpo.tasks import get_task
 from hintgrpo.trainers import HintGRPOConfig
+from hintgrpo.training import prompt_dataset, resolve_prompt_style
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = sorted((ROOT / "recipes" / "configs").glob("*/hint_grpo.yaml"))
@@ -23,6 +26,22 @@ def test_every_config_parses(config):
     assert training_args.hint_mode in ("prefix", "prompt", "none")
     assert len(training_args.reward_weights) == len(script_args.reward_funcs)
     assert model_args.model_name_or_path
+
+
+def test_grpo_prompts_a_fine_tuned_model_in_its_recorded_style(tiny_model_dir, real_data_dir, tmp_path):
+    import shutil
+
+    tuned = shutil.copytree(tiny_model_dir, tmp_path / "sft")
+    config = json.loads((tuned / "config.json").read_text())
+    (tuned / "config.json").write_text(json.dumps(config | {"hintgrpo_prompt_style": "brief"}))
+    styles = {}
+    for name, model, given in (("tuned", tuned, None), ("base", tiny_model_dir, None), ("forced", tuned, "full")):
+        args = GRPOScriptArguments(task="emobank", data_dir=str(real_data_dir), limit=2, prompt_style=given)
+        resolve_prompt_style(args, str(model))
+        styles[name] = args.prompt_style
+        system = prompt_dataset(args)[0]["prompt"][0]["content"]
+        assert system == PROMPT_STYLES[args.prompt_style](get_task("emobank"))
+    assert styles == {"tuned": "brief", "base": "full", "forced": "full"}
 
 
 def launch(*args, timeout=600):

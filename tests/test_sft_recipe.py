@@ -83,6 +83,8 @@ def test_recipe_trains_saves_and_resumes(tiny_model_dir, cot_file, tmp_path):
         assert (output_dir / name).is_file(), name
     assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == 2
     assert json.loads((output_dir / "config.json").read_text())["use_cache"], "the saved model generates with a cache"
+    for config in (output_dir / "config.json", output_dir / "checkpoint-2" / "config.json"):
+        assert json.loads(config.read_text())["hintgrpo_prompt_style"] == "brief", "evaluation must prompt it so"
     assert list((tmp_path / "wandb").glob("offline-run-*")), "W&B should log offline"
 
     log = launch_recipe(*common, "--max_steps", "4", "--log_level", "info")
