@@ -399,7 +399,7 @@ def test_load_cot_dataset_gives_trl_prompt_completion_rows(real_data_dir, tmp_pa
     assert brief[0]["content"] == get_task("meld_emotion").instruction + (
         " Reason in the discrimination-calibration format, then answer."
     )
-    assert brief[1] == dataset[0]["prompt"][1]  # the same user turn
+    assert brief[1] == load_cot_dataset(output, task="meld_emotion")[0]["prompt"][1]  # the same user turn
     emotions = load_cot_dataset(output, task="meld_emotion")
     assert len(emotions) == 4 and set(emotions["label"]) <= set(get_task("meld_emotion").labels)
 

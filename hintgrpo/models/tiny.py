@@ -9,7 +9,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
-from hintgrpo.data.prompts import PROMPT_STYLES, format_example
+from hintgrpo.data.prompts import format_example, system_prompt
 from hintgrpo.tasks import TASKS
 
 CHAT_TEMPLATE = (
@@ -24,8 +24,7 @@ def tokenizer_corpus() -> list[str]:
     """Prompt and DC-format text of every task, so the tiny vocabulary covers what tests feed it."""
     corpus = []
     for task in TASKS.values():
-        corpus += [prompt(task) for prompt in PROMPT_STYLES.values()]
-        corpus += [format_example(task), *task.labels, *task.polarities]
+        corpus += [system_prompt(task), format_example(task), *task.labels, *task.polarities]
     corpus += [f"{score / 10:.1f}" for score in range(-30, 31)]
     return corpus
 
