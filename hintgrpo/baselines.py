@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from hintgrpo.configs import BaselinesArguments
 from hintgrpo.data import load_task_dataset
-from hintgrpo.evaluate import score_records
+from hintgrpo.evaluate import json_safe, markdown_rows, score_records
 from hintgrpo.jsonl import write_jsonl
 from hintgrpo.tasks import TaskSpec, get_task
 
@@ -214,18 +214,6 @@ def baseline_record(sample: dict, answer: float | str, task: TaskSpec) -> dict:
     }
 
 
-def markdown_rows(rows: dict[str, dict[str, float]], title: str, first_column: str = "baseline") -> str:
-    """One markdown table, a row per key of `rows` (all with the same metrics), in `markdown_table`'s format."""
-
-    def line(cells: list) -> str:
-        return "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells) + " |"
-
-    columns = list(next(iter(rows.values())))
-    lines = [line([first_column, *columns]), "|" + "---|" * (len(columns) + 1)]
-    lines += [line([name, *metrics.values()]) for name, metrics in rows.items()]
-    return f"### {title}\n\n" + "\n".join(lines) + "\n"
-
-
 def baselines_command(args: BaselinesArguments) -> str:
     """The command that makes this table, to print under it."""
     command = f"hintgrpo baselines --task {args.task}"
@@ -264,10 +252,9 @@ def evaluate_baselines(args: BaselinesArguments) -> dict[str, dict[str, float]]:
         records = [baseline_record(sample, answer, task) for sample, answer in zip(dataset, answers, strict=True)]
         write_jsonl(output_dir / f"predictions_{name}.jsonl", records)
         results[name] = score_records(records, task)
-    # NaN (e.g. Corr of the constant baseline) is written as null: metrics.json stays strict JSON.
-    finite = {name: {k: None if v != v else v for k, v in metrics.items()} for name, metrics in results.items()}
+    finite = {name: json_safe(metrics) for name, metrics in results.items()}
     (output_dir / "metrics.json").write_text(json.dumps(finite, indent=2) + "\n")
     title = f"Baselines on {args.task} {args.split} (n={len(dataset)}), fit on {args.train_split} (n={len(train)})"
-    table = markdown_rows(results, title)
+    table = markdown_rows([{"baseline": name} | metrics for name, metrics in results.items()], title)
     (output_dir / "metrics.md").write_text(f"{table}\n`{baselines_command(args)}`\n")
     return results

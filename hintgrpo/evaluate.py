@@ -75,19 +75,26 @@ def score_records(records: list[dict], task: TaskSpec) -> dict[str, float]:
     return metrics
 
 
-def markdown_table(metrics: dict[str, float], title: str) -> str:
-    header = "| " + " | ".join(metrics) + " |"
-    rule = "|" + "---|" * len(metrics)
-    values = "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in metrics.values()) + " |"
-    return f"### {title}\n\n{header}\n{rule}\n{values}\n"
+def markdown_rows(rows: list[dict], title: str) -> str:
+    """One markdown table, a row per dict (all with the same keys, the header); floats to four decimals."""
+
+    def line(cells) -> str:
+        return "| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells) + " |"
+
+    columns = list(rows[0])
+    lines = [line(columns), "|" + "---|" * len(columns), *(line(row.values()) for row in rows)]
+    return f"### {title}\n\n" + "\n".join(lines) + "\n"
+
+
+def json_safe(metrics: dict[str, float]) -> dict[str, float | None]:
+    """NaN (e.g. Corr of a constant prediction) as None, so metrics.json stays strict JSON."""
+    return {key: None if value != value else value for key, value in metrics.items()}
 
 
 def write_report(output_dir: Path, records: list[dict], task: TaskSpec, title: str) -> dict[str, float]:
     metrics = score_records(records, task)
-    # NaN (e.g. Corr of a constant prediction) is written as null: metrics.json stays strict JSON.
-    finite = {key: None if value != value else value for key, value in metrics.items()}
-    (output_dir / "metrics.json").write_text(json.dumps(finite, indent=2) + "\n")
-    (output_dir / "metrics.md").write_text(markdown_table(metrics, title))
+    (output_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n")
+    (output_dir / "metrics.md").write_text(markdown_rows([metrics], title))
     if task.is_regression:
         plot_scatter(records, task, output_dir / "scatter.png", title)
         plot_confusion(records, task, output_dir / "confusion.png", title, coarse=True)
