@@ -53,7 +53,14 @@ class SideBySideArguments:
         default_factory=lambda: list(METHODS), metadata={"help": "Rows to produce.", "choices": list(METHODS)}
     )
     seeds: list[int] = field(default_factory=lambda: [42, 43], metadata={"help": "Seeds of the RL rows."})
-    sft_steps: int = field(default=20, metadata={"help": "SFT optimizer steps (4 samples each on the demo config)."})
+    sft_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "An SFT checkpoint to start the RL rows from (e.g. recipes/configs/smollm2-135m/sft.yaml's); "
+            "default: train one here with the demo SFT config for --sft_steps steps."
+        },
+    )
+    sft_steps: int = field(default=45, metadata={"help": "SFT optimizer steps (8 samples each on the demo config)."})
     completion_budget: int = field(
         default=256, metadata={"help": "Generated completions per RL run, hinted and refilled ones included."}
     )
@@ -86,6 +93,8 @@ def trained(output_dir: Path) -> bool:
 
 
 def train_sft(bench: SideBySideArguments, root: Path) -> Path:
+    if bench.sft_model is not None:
+        return Path(bench.sft_model).resolve()
     output_dir = root / "sft"
     if not trained(output_dir):
         cot_file = root / "cot_emobank_train.jsonl"

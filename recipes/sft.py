@@ -6,16 +6,16 @@ Any option of the YAML can be overridden on the command line (e.g. `--max_steps 
 resumes from the last checkpoint in `--output_dir` (or from `--resume_from_checkpoint DIR`).
 """
 
-from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config, get_quantization_config
+from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
 from hintgrpo.configs import SFTScriptArguments
 from hintgrpo.multimodal.loading import multimodal_trainer_inputs
-from hintgrpo.trainers import WeightedSFTTrainer
+from hintgrpo.trainers import WeightedSFTConfig, WeightedSFTTrainer
 from hintgrpo.trainers.multimodal_sft import MultimodalSFTTrainer
 from hintgrpo.training import model_init_kwargs, model_path, resolve_prompt_style, sft_datasets, train_and_save
 
 
-def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
+def main(script_args: SFTScriptArguments, training_args: WeightedSFTConfig, model_args: ModelConfig) -> None:
     model = model_path(model_args, training_args)
     resolve_prompt_style(script_args, model)
     train_dataset, eval_dataset = sft_datasets(script_args, training_args)
@@ -38,7 +38,7 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+    return TrlParser((SFTScriptArguments, WeightedSFTConfig, ModelConfig))
 
 
 if __name__ == "__main__":

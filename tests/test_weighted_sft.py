@@ -11,7 +11,8 @@ from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.reasoning import render
 from hintgrpo.tasks import get_task
-from hintgrpo.trainers import DataCollatorForWeightedLanguageModeling, WeightedSFTTrainer
+from hintgrpo.trainers import DataCollatorForWeightedLanguageModeling, WeightedSFTConfig, WeightedSFTTrainer
+from hintgrpo.trainers.weighted_sft import decision_token_ids
 from hintgrpo.training import with_polarity_balance
 
 TASK = get_task("emobank")
@@ -43,7 +44,8 @@ def cot_dataset(weights: list[float] | None = None, rows: list[int] | None = Non
 
 
 def make_trainer(model_dir, output_dir, dataset, trainer_class=WeightedSFTTrainer, use_peft=False, **config):
-    args = SFTConfig(
+    config_class = WeightedSFTConfig if "decision_token_weight" in config else SFTConfig
+    args = config_class(
         **{
             "output_dir": str(output_dir),
             "use_cpu": True,
@@ -129,6 +131,38 @@ def test_loss_is_the_weighted_mean_over_completion_tokens(tiny_model_dir, tmp_pa
     with torch.no_grad():
         loss = trainer.compute_loss(model, dict(batch))
     torch.testing.assert_close(loss, weighted_nll / weighted_tokens)
+
+
+def test_decision_tokens_weigh_more_in_the_loss(tiny_model_dir, tmp_path):
+    """With decision_token_weight=4 the numbers and polarity words of a completion count 4 times in the mean."""
+    weights = [2.0, 1.0, 0.5, 1.0]
+    dataset = cot_dataset(weights + [1.0] * (len(SAMPLES) - 4), rows=range(4))
+    trainer = make_trainer(tiny_model_dir, tmp_path, dataset, per_device_eval_batch_size=4, decision_token_weight=4.0)
+    batch = next(iter(trainer.get_eval_dataloader(trainer.train_dataset)))
+    tokenizer, model = trainer.processing_class, trainer.model.eval()
+    decisions = decision_token_ids(tokenizer)
+
+    weighted_nll, weighted_tokens = 0.0, 0.0
+    for i, record in enumerate(dataset):
+        prompt_ids = tokenizer.apply_chat_template(record["prompt"], add_generation_prompt=True, return_dict=False)
+        ids = tokenizer.apply_chat_template(record["prompt"] + record["completion"], return_dict=False)
+        start = len(prompt_ids)
+        completion = ids[start:]
+        answer = tokenizer.encode(f"{SAMPLES[i][1]:g}", add_special_tokens=False)
+        assert set(answer) - {tokenizer.convert_tokens_to_ids(".")} <= decisions, "the answer's digits decide"
+        assert not set(tokenizer.encode("</answer>", add_special_tokens=False)) & decisions
+        token_weights = torch.tensor([weights[i] * (4.0 if t in decisions else 1.0) for t in completion])
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0]
+        nll = F.cross_entropy(logits[start - 1 : -1], torch.tensor(completion), reduction="none")
+        weighted_nll += (token_weights * nll).sum()
+        weighted_tokens += token_weights.sum()
+
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, dict(batch))
+    torch.testing.assert_close(loss, weighted_nll / weighted_tokens)
+    with pytest.raises(ValueError, match="decision_token_weight"):
+        WeightedSFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, decision_token_weight=0.0)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,11 @@ tokens as `token_weights`. `get_batch_samples` divides those by their mean over 
 loss tokens, and `SFTTrainer.compute_loss` then runs unchanged on a forward whose per-token
 log-probabilities are scaled by them: TRL's Σ_t ℓ_t / n becomes Σ_t w_t ℓ_t / Σ_t w_t.
 
+`decision_token_weight` (WeightedSFTConfig) multiplies the weight of the completion tokens that decide the answer:
+the numbers and the polarity or label words. A rationale is mostly tokens that follow from the text and the format,
+so with a small budget the cheapest loss is the format with the majority answer; weighting the decisions up makes
+the answer itself most of what is learned.
+
 `weight` scales a row's loss within its batch; `sampling_weight` changes how often the row is drawn (with
 replacement, seeded alike on every rank), which is what rebalances a skewed label distribution: with batches of a few
 rows, loss weights mostly meet batches of the majority class alone and are normalised away.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 import torch
@@ -30,13 +36,32 @@ from trl.data_utils import get_dataset_column_names
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from trl.trainer.utils import pad
 
+from hintgrpo.tasks import TASKS
+
 WEIGHT_COLUMN = "weight"
 SAMPLING_WEIGHT_COLUMN = "sampling_weight"
+NUMBER_PIECE = re.compile(r"[+\-−]|[+\-−]?\d+")
+
+
+def decision_token_ids(tokenizer) -> frozenset[int]:
+    """Ids of the tokens that state a decision: number pieces (digits, a sign) and every task's polarity or label
+    words, however the tokenizer spaces them. Sentence punctuation is not among them."""
+    words = {word for spec in TASKS.values() for word in (*spec.polarities, *spec.labels)}
+    decisions = set()
+    for token_id in range(len(tokenizer)):
+        piece = tokenizer.decode([token_id]).strip()
+        if NUMBER_PIECE.fullmatch(piece) or piece.lower() in words:
+            decisions.add(token_id)
+    return frozenset(decisions)
 
 
 @dataclasses.dataclass
 class DataCollatorForWeightedLanguageModeling(DataCollatorForLanguageModeling):
-    """TRL's language-modeling collator, plus `token_weights`: each sample's weight on all its tokens (0 on padding)."""
+    """TRL's language-modeling collator, plus `token_weights`: each sample's weight on all its tokens (0 on padding),
+    times `decision_token_weight` on the tokens in `decision_token_ids`."""
+
+    decision_token_ids: frozenset[int] = frozenset()
+    decision_token_weight: float = 1.0
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super().torch_call(examples)
@@ -45,7 +70,11 @@ class DataCollatorForWeightedLanguageModeling(DataCollatorForLanguageModeling):
             weight = float(example.get(WEIGHT_COLUMN, 1.0))
             if not (math.isfinite(weight) and weight >= 0):
                 raise ValueError(f"sample weights must be finite and non-negative, got {weight}")
-            token_weights.append(torch.full((len(example["input_ids"]),), weight))
+            weights = torch.full((len(example["input_ids"]),), weight)
+            if self.decision_token_weight != 1.0:
+                decides = torch.tensor([token_id in self.decision_token_ids for token_id in example["input_ids"]])
+                weights[decides] *= self.decision_token_weight
+            token_weights.append(weights)
         if self.padding_free:
             token_weights = [torch.cat(token_weights)]
         batch["token_weights"] = pad(token_weights, 0.0, "right", self.pad_to_multiple_of)
@@ -88,6 +117,16 @@ class WeightedSFTTrainer(SFTTrainer):
         self._reject_options_that_ignore_weights()
         if type(self.data_collator) is DataCollatorForLanguageModeling:
             self.data_collator = DataCollatorForWeightedLanguageModeling(**dataclasses.asdict(self.data_collator))
+        decision_token_weight = getattr(self.args, "decision_token_weight", 1.0)
+        if decision_token_weight != 1.0:
+            if not isinstance(self.data_collator, DataCollatorForWeightedLanguageModeling):
+                raise ValueError(
+                    f"decision_token_weight needs DataCollatorForWeightedLanguageModeling, not "
+                    f"{type(self.data_collator).__name__}"
+                )
+            tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+            self.data_collator.decision_token_ids = decision_token_ids(tokenizer)
+            self.data_collator.decision_token_weight = decision_token_weight
         self.sampling_weights = sampling_weights(self.train_dataset)
 
     def _get_train_sampler(self, train_dataset=None):
