@@ -1,0 +1,90 @@
+"""Paired bootstrap comparisons of prediction files scored on the same rows.
+
+Every method is a list of runs (one per seed) of prediction records as `hintgrpo evaluate` and `hintgrpo baselines`
+write them. One bootstrap draw resamples the rows once and scores every run of every method on those rows, so a
+difference between two methods is paired: it keeps the row-level correlation between them, and its interval is far
+narrower than the two methods' own intervals suggest. A method's value is the mean of its runs' metric; the seeds are
+held fixed, so the intervals describe row sampling, not seed-to-seed variation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hintgrpo.evaluate import score_records
+from hintgrpo.tasks import TaskSpec
+
+
+def read_predictions(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.value:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+
+class PairedBootstrap:
+    """The metrics of every method on `resamples` bootstrap draws of the shared rows (the same draws for all)."""
+
+    def __init__(
+        self,
+        methods: dict[str, list[list[dict]]],
+        task: TaskSpec,
+        resamples: int = 1000,
+        seed: int = 0,
+        confidence: float = 0.95,
+    ):
+        self.methods, self.confidence = list(methods), confidence
+        aligned = {name: [_by_id(run, name) for run in runs] for name, runs in methods.items()}
+        ids = sorted(next(iter(aligned.values()))[0])
+        for name, runs in aligned.items():
+            for run in runs:
+                if set(run) != set(ids):
+                    raise ValueError(f"{name}: its predictions cover other rows than {self.methods[0]}'s")
+        rows = {name: [[run[i] for i in ids] for run in runs] for name, runs in aligned.items()}
+
+        def scores(name: str, draw: np.ndarray | None) -> dict[str, float]:
+            """Each metric's mean over the method's runs, on the rows of `draw` (all rows when None)."""
+            runs = [score_records(run if draw is None else [run[i] for i in draw], task) for run in rows[name]]
+            return {metric: float(np.mean([run[metric] for run in runs])) for metric in runs[0]}
+
+        draws = np.random.default_rng(seed).integers(0, len(ids), (resamples, len(ids)))
+        self.point = {name: scores(name, None) for name in self.methods}
+        self.samples = {name: [scores(name, draw) for draw in draws] for name in self.methods}
+        self.rows = len(ids)
+
+    def _interval(self, value: float, samples: np.ndarray) -> Interval:
+        tail = (1 - self.confidence) / 2 * 100
+        low, high = np.nanpercentile(samples, [tail, 100 - tail])
+        return Interval(value, float(low), float(high))
+
+    def _draws(self, name: str, metric: str) -> np.ndarray:
+        return np.array([draw[metric] for draw in self.samples[name]])
+
+    def interval(self, name: str, metric: str) -> Interval:
+        return self._interval(self.point[name][metric], self._draws(name, metric))
+
+    def difference(self, name: str, reference: str, metric: str) -> Interval:
+        """`name` − `reference` in `metric`, paired over the same draws of rows."""
+        value = self.point[name][metric] - self.point[reference][metric]
+        return self._interval(value, self._draws(name, metric) - self._draws(reference, metric))
+
+
+def _by_id(records: list[dict], name: str) -> dict[str, dict]:
+    by_id = {}
+    for record in records:
+        if record["id"] in by_id:
+            raise ValueError(f"{name}: row id {record['id']!r} is predicted twice")
+        by_id[record["id"]] = record
+    return by_id
