@@ -32,6 +32,7 @@ class RowGuard:
     skip_bad_rows: bool = False
     skipped: Counter = field(default_factory=Counter)
     rejected_rows: set = field(default_factory=set)
+    first_rows: dict = field(default_factory=dict)  # sample id -> (row, label) of the row that kept it
 
     def reject(self, row: int | str | None, field_name: str | None, message: str) -> None:
         error = DataError(self.file, row, field_name, message)
@@ -43,13 +44,18 @@ class RowGuard:
         self.skipped[f"{field_name}: {message}"] += 1
         logger.warning("skipping %s", error)
 
+    def decodes(self, row: int | str, fields: dict) -> bool:
+        """Whether every field is free of U+FFFD, which the readers put where a byte was not UTF-8 (else rejects)."""
+        for field_name, value in fields.items():
+            if "\ufffd" in str(value):
+                self.reject(row, field_name, "contains U+FFFD: the file was not valid UTF-8")
+                return False
+        return True
+
     def text(self, row: int | str, field_name: str, value) -> str | None:
         """A non-empty string, or None after rejecting the row."""
         if not isinstance(value, str) or not value.strip():
             self.reject(row, field_name, f"missing or empty text ({value!r})")
-            return None
-        if "\ufffd" in value:
-            self.reject(row, field_name, "text contains U+FFFD: the file was not valid UTF-8")
             return None
         return value.strip()
 
@@ -74,6 +80,16 @@ class RowGuard:
             return None
         return value
 
+    def unique(self, row: int | str, field_name: str, sample_id: str, label) -> bool:
+        """Whether no earlier row kept `sample_id` (else rejects); call it last, once the row is known to be good."""
+        if sample_id not in self.first_rows:
+            self.first_rows[sample_id] = (row, label)
+            return True
+        first_row, first_label = self.first_rows[sample_id]
+        conflict = f", with a different label ({first_label!r} there, {label!r} here)" if label != first_label else ""
+        self.reject(row, field_name, f"id {sample_id!r} is already the id of row {first_row}{conflict}")
+        return False
+
     def report(self) -> None:
         total = sum(self.skipped.values())
         if total:
@@ -85,3 +101,10 @@ def require_columns(file: str | Path, columns, required) -> None:
     missing = [name for name in required if name not in columns]
     if missing:
         raise DataError(file, None, missing[0], f"missing column(s) {missing}; found {list(columns)}")
+
+
+def require_unique_ids(source: str | Path, ids) -> None:
+    """Raises on the first id that an earlier row already has (for rows that no loader checked)."""
+    guard = RowGuard(source)
+    for row, sample_id in enumerate(ids):
+        guard.unique(row, "id", sample_id, None)

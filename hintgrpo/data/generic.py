@@ -83,6 +83,8 @@ def read_generic_rows(
     else:
         records = read_jsonl_records(path, guard)
     for row, record in records:
+        if not guard.decodes(row, record):
+            continue
         text = guard.text(row, text_field, record.get(text_field))
         label = generic_label(guard, row, label_field, record.get(label_field), task)
         context = generic_context(guard, row, context_field, record.get(context_field)) if context_field else ""
@@ -91,7 +93,9 @@ def read_generic_rows(
         sample_id = record.get(id_field)
         if sample_id is None or not str(sample_id).strip():
             sample_id = f"{path.stem}_{row}"
-        rows.append(make_sample(task, str(sample_id).strip(), text, label, context))
+        sample_id = str(sample_id).strip()
+        if guard.unique(row, id_field, sample_id, label):
+            rows.append(make_sample(task, sample_id, text, label, context))
     guard.report()
     return rows
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,8 @@ from datasets import Dataset
 
 from hintgrpo.data.errors import DataError, RowGuard, require_columns
 from hintgrpo.tasks import TaskSpec, get_task
+
+logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = ("HINTGRPO_DATA_DIR", "DATA_DIR")
 
@@ -95,12 +98,18 @@ def load_task_dataset(
 def read_csv_records(path: Path) -> tuple[list[str], list[dict]]:
     """Header and records of a UTF-8 CSV; a short row's missing fields are "".
 
-    A byte that is not UTF-8 becomes U+FFFD, which RowGuard.text reports with its row and field (and which
-    skip_bad_rows can skip), instead of one bad byte failing the whole file.
+    A byte that is not UTF-8 becomes U+FFFD, which RowGuard.decodes reports with its row and field (and which
+    skip_bad_rows can skip), instead of one bad byte failing the whole file. Strict parsing makes a quoted field
+    that the file ends inside (a file cut short) an error, where csv would return what it read of it.
     """
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle, restval="")
-        records = list(reader)
+        reader = csv.DictReader(handle, restval="", strict=True)
+        records = []
+        try:
+            records.extend(reader)
+        except csv.Error as error:
+            message = f"not valid CSV at line {reader.line_num} ({error}): a stray quote, or a quoted field left open"
+            raise DataError(path, len(records) + 1, None, message + " (as in a file cut short)") from None
         return list(reader.fieldnames or []), records
 
 
@@ -109,22 +118,31 @@ def check_split(dataset: str, split: str, known: tuple[str, ...]) -> None:
         raise ValueError(f"{dataset}: unknown split {split!r}; expected one of {list(known)}")
 
 
+EMOBANK_SPLITS = ("train", "dev", "test")
+
+
 @register_loader("emobank")
 def load_emobank(data_dir: Path, split: str, task: TaskSpec, skip_bad_rows: bool) -> list[dict]:
     """EmoBank: valence V in [1, 5] (mean of raters) mapped to s = 1.5 * (V - 3) in [-3, 3]."""
-    check_split("emobank", split, ("train", "dev", "test"))
+    check_split("emobank", split, EMOBANK_SPLITS)
     path = dataset_folder(data_dir, "emobank", "emobank.csv") / "emobank.csv"
     columns, records = read_csv_records(path)
     require_columns(path, columns, ("id", "split", "V", "text"))
     guard, rows = RowGuard(path, skip_bad_rows), []
     for row_number, record in enumerate(records, start=1):
-        if record["split"] != split:
+        # Every row's split is checked, so a typo cannot drop a row from all of them.
+        if not guard.decodes(row_number, record):
             continue
+        if guard.choice(row_number, "split", record["split"].strip(), EMOBANK_SPLITS) != split:
+            continue
+        sample_id = guard.text(row_number, "id", record["id"])
         text = guard.text(row_number, "text", record["text"])
         valence = guard.number(row_number, "V", record["V"], 1.0, 5.0)
-        if text is None or valence is None:
+        if sample_id is None or text is None or valence is None:
             continue
-        rows.append(make_sample(task, record["id"], text, 1.5 * (valence - 3.0)))
+        score = 1.5 * (valence - 3.0)
+        if guard.unique(row_number, "id", sample_id, score):
+            rows.append(make_sample(task, sample_id, text, score))
     guard.report()
     return rows
 
@@ -142,23 +160,39 @@ def load_meld(data_dir: Path, split: str, task: TaskSpec, skip_bad_rows: bool) -
     require_columns(path, columns, ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID"))
     label_field = "Sentiment" if task.name == "meld_sentiment" else "Emotion"
     guard, rows, history = RowGuard(path, skip_bad_rows), [], {}
+    skipped_turns: dict[str, list[int]] = {}  # dialogue -> its skipped rows so far
+    gaps = []  # the later turns whose context lacks a skipped row
     for row_number, record in enumerate(records, start=1):
+        decodes = guard.decodes(row_number, record)
         text = guard.text(row_number, "Utterance", record["Utterance"])
         label = guard.choice(row_number, label_field, record[label_field].strip().lower(), task.labels)
         polarity = guard.choice(row_number, "Sentiment", record["Sentiment"].strip().lower(), task.polarities)
-        if text is None or label is None or polarity is None:
+        dialogue, utterance = record["Dialogue_ID"].strip(), record["Utterance_ID"].strip()
+        sample_id = f"{split}_dia{dialogue}_utt{utterance}"
+        good = decodes and None not in (text, label, polarity)
+        if not (good and guard.unique(row_number, "Utterance_ID", sample_id, label)):
+            skipped_turns.setdefault(dialogue, []).append(row_number)
             continue
-        dialogue = record["Dialogue_ID"].strip()
+        if dialogue in skipped_turns:
+            gaps.append(
+                f"dialogue {dialogue} utterance {utterance} (row {row_number}) lacks rows {skipped_turns[dialogue]}"
+            )
         turns = history.setdefault(dialogue, [])
         speaker = record["Speaker"].strip() or "Speaker"
-        sample_id = f"{split}_dia{dialogue}_utt{record['Utterance_ID'].strip()}"
         rows.append(make_sample(task, sample_id, f"{speaker}: {text}", label, format_dialogue(turns), polarity))
         turns.append((speaker, text))
     guard.report()
+    if gaps:
+        shown = "; ".join(gaps[:10]) + ("; ..." if len(gaps) > 10 else "")
+        logger.warning("%s: the context of %d turns lacks skipped rows of their dialogue: %s", path, len(gaps), shown)
     return rows
 
 
 MUSTARD_LABELS = {True: "sarcastic", False: "sincere"}
+
+
+class JsonPairs(list):
+    """A JSON object as its (key, value) pairs in file order, a repeated key included."""
 
 
 def mustard_split_indices(folds_path: Path, split: str, n_rows: int) -> list[int]:
@@ -182,23 +216,29 @@ def load_mustard(data_dir: Path, split: str, task: TaskSpec, skip_bad_rows: bool
     folder = dataset_folder(data_dir, "mustard", "sarcasm_data.json")
     path = folder / "sarcasm_data.json"
     try:
-        items = list(json.loads(path.read_text(encoding="utf-8", errors="replace")).items())
+        # As pairs, so that a key given twice is reported rather than kept once.
+        items = json.loads(path.read_text(encoding="utf-8", errors="replace"), object_pairs_hook=JsonPairs)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(path, None, None, f"not valid UTF-8 JSON ({error})") from None
+    if not isinstance(items, JsonPairs):
+        raise DataError(path, None, None, f"expected an object of utterances, got {type(items).__name__}")
     if split != "all":
         dataset_folder(data_dir, "mustard", "folds.json")
     guard, rows = RowGuard(path, skip_bad_rows), []
     for index in mustard_split_indices(folder / "folds.json", split, len(items)):
         key, item = items[index]
-        if not isinstance(item, dict):
+        if not isinstance(item, JsonPairs):
             guard.reject(key, None, f"expected an object, got {type(item).__name__}")
+            continue
+        item = dict(item)
+        if not guard.decodes(key, {"id": key} | item):
             continue
         text = guard.text(key, "utterance", item.get("utterance"))
         sarcasm = item.get("sarcasm")
         if not isinstance(sarcasm, bool):
             guard.reject(key, "sarcasm", f"expected true or false, got {sarcasm!r}")
             continue
-        if text is None:
+        if text is None or not guard.unique(f"{key} (item {index + 1})", "id", key, MUSTARD_LABELS[sarcasm]):
             continue
         speakers = item.get("context_speakers") or []
         context = item.get("context") or []

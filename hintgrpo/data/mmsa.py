@@ -73,6 +73,8 @@ def load_mmsa(data_dir: Path, split: str, task: TaskSpec, skip_bad_rows: bool) -
     low, high = task.score_range
     guard, rows = RowGuard(path, skip_bad_rows), []
     for row_number, record in enumerate(records, start=1):
+        if not guard.decodes(row_number, record):
+            continue
         mode = guard.choice(row_number, "mode", record["mode"].strip(), MMSA_MODES)
         if mode != MMSA_SPLITS[split]:
             continue
@@ -82,7 +84,9 @@ def load_mmsa(data_dir: Path, split: str, task: TaskSpec, skip_bad_rows: bool) -
         label = guard.number(row_number, "label", record["label"], low, high)
         if video_id is None or clip_id is None or text is None or label is None:
             continue
-        rows.append(make_sample(task, mmsa_id(video_id, clip_id), text, label))
+        sample_id = mmsa_id(video_id, clip_id)
+        if guard.unique(row_number, "clip_id", sample_id, label):
+            rows.append(make_sample(task, sample_id, text, label))
     guard.report()
     return rows
 

@@ -69,7 +69,7 @@ def load_sst(data_dir: Path, split: str, task: TaskSpec, skip_bad_rows: bool) ->
     guard, rows = RowGuard(path, skip_bad_rows), []
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     for line_number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line.strip() or not guard.decodes(line_number, {"tree": line}):
             continue
         try:
             label, words = parse_sst_tree(line)
