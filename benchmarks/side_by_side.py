@@ -1,15 +1,22 @@
-"""Zero-shot vs SFT vs GRPO vs Hint-GRPO (prefix, prompt) vs DAPO: one model, the same seeds and budget.
+"""Zero-shot, SFT, GRPO, Hint-GRPO (replace/hinted, mix/original) and DAPO from one SFT student, at equal budget.
 
-    python benchmarks/side_by_side.py                                   # every row (hours on the 2-core CPU)
-    python benchmarks/side_by_side.py --methods hint_prefix --seeds 42  # one row, one seed
-    python benchmarks/side_by_side.py --completion_budget 4096 --sft_steps 200   # a GPU-sized budget
+    python benchmarks/side_by_side.py --sft_model outputs/smollm2-135m/sft        # the sized run (see below)
+    python benchmarks/side_by_side.py --methods grpo hint --seeds 42              # two rows, one seed
+    python benchmarks/side_by_side.py --completion_budget 4096 --eval_limit 1000  # a GPU-sized budget
 
 Every stage is the user-facing command (`hintgrpo synthesize`, `recipes/sft.py`, `recipes/hint_grpo.py`,
-`hintgrpo evaluate`), printed before it runs, and every stage resumes or is skipped when its output exists, so
-the script can be killed and rerun. The RL rows start from the same SFT checkpoint and stop after the same number
-of generated completions (`--completion_budget`, hinted and refilled completions included). Every table also
-carries the `hintgrpo baselines` rows (constant, vader, tfidf; fit on each task's own train split), scored on the
-same rows as the models. Results: `results.md`, `results.json` and `reward_curves.png` in `--output_dir`.
+`hintgrpo evaluate`, `hintgrpo baselines`), printed before it runs, and skipped or resumed when its output exists,
+so the script can be killed and rerun; the tables are rewritten after every row. The RL rows start from the same
+SFT student and stop after the same number of generated completions (`--completion_budget`, hinted and refilled
+completions included).
+
+Outputs in `--output_dir`:
+- `results.md` / `results.json`: every method (seeds averaged) with 95% bootstrap intervals over the rows, the
+  `hintgrpo baselines` rows beside them, and the paired differences that answer "does it beat GRPO?" (the rows are
+  resampled together for all methods, `hintgrpo.compare`);
+- `hard_prompt_curve.png`: the unhinted polarity accuracy (sampled, TRL's evaluation loop on
+  `--eval_ids_file`) over training, on `--hard_prompts` training prompts the SFT student gets wrong greedily;
+- `reward_curves.png`: the mean training reward per step.
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import mean
 
 import matplotlib
 
@@ -29,19 +35,36 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from trl import TrlParser  # noqa: E402
 
+from hintgrpo.compare import PairedBootstrap, read_predictions  # noqa: E402
+from hintgrpo.tasks import get_task  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RL_METHODS = {
     "grpo": ["--hint_mode", "none"],
-    "hint_prefix": ["--hint_mode", "prefix"],
+    "hint": ["--hint_mode", "prefix", "--hint_group", "replace", "--hint_loss_context", "hinted"],
+    "hint_mix": ["--hint_mode", "prefix", "--hint_group", "mix", "--hint_loss_context", "original"],
     "hint_prompt": ["--hint_mode", "prompt"],
     "dapo": ["--hint_mode", "none", "--dynamic_sampling", "true"],
 }
 METHODS = ("zero_shot", "sft", *RL_METHODS)
+DEFAULT_METHODS = ("zero_shot", "sft", "grpo", "hint", "hint_mix", "dapo")
 BASELINES = ("constant", "vader", "tfidf")
 IN_DOMAIN = ("emobank", "dev")
 CROSS_DOMAIN = ("meld_sentiment", "test")
-IN_DOMAIN_COLUMNS = ("MAE", "Corr", "Has0_acc_2", "Non0_acc_2", "Mult_acc_7", "parse_rate")
-CROSS_DOMAIN_COLUMNS = ("accuracy", "weighted_f1", "parse_rate")
+DOMAINS = {"in_domain": (*IN_DOMAIN, "emobank_dev"), "cross_domain": (*CROSS_DOMAIN, "meld_test")}
+COLUMNS = {"in_domain": ("Corr", "MAE"), "cross_domain": ("accuracy", "weighted_f1")}
+# (method, reference): the differences the table reports, paired over the same rows.
+COMPARISONS = (
+    ("hint", "grpo"),
+    ("hint_mix", "grpo"),
+    ("hint_mix", "hint"),
+    ("dapo", "grpo"),
+    ("grpo", "sft"),
+    ("hint", "sft"),
+    ("hint_mix", "sft"),
+    ("sft", "baseline: tfidf"),
+)
+HARD_ACCURACY = "eval_rewards/polarity_reward/mean"
 
 
 @dataclass
@@ -49,26 +72,29 @@ class SideBySideArguments:
     output_dir: str = field(default="outputs/benchmarks/side_by_side", metadata={"help": "Where every stage writes."})
     data_dir: str = field(default="../shared/data", metadata={"help": "Folder with one subfolder per dataset."})
     model: str = field(default="smollm2-135m-instruct", metadata={"help": "Base model (shipped name, id or folder)."})
-    methods: list[str] = field(
-        default_factory=lambda: list(METHODS), metadata={"help": "Rows to produce.", "choices": list(METHODS)}
-    )
-    seeds: list[int] = field(default_factory=lambda: [42, 43], metadata={"help": "Seeds of the RL rows."})
     sft_model: str | None = field(
         default=None,
         metadata={
-            "help": "An SFT checkpoint to start the RL rows from (e.g. recipes/configs/smollm2-135m/sft.yaml's); "
-            "default: train one here with the demo SFT config for --sft_steps steps."
+            "help": "The SFT student the RL rows start from (recipes/configs/smollm2-135m/sft.yaml's); default: "
+            "train one here with the demo SFT config for --sft_steps steps."
         },
     )
-    sft_steps: int = field(default=45, metadata={"help": "SFT optimizer steps (8 samples each on the demo config)."})
+    sft_steps: int = field(default=45, metadata={"help": "SFT steps when no --sft_model is given (8 samples each)."})
+    methods: list[str] = field(
+        default_factory=lambda: list(DEFAULT_METHODS), metadata={"help": "Rows to produce.", "choices": list(METHODS)}
+    )
+    seeds: list[int] = field(default_factory=lambda: [42, 43], metadata={"help": "Seeds of the RL rows."})
     completion_budget: int = field(
-        default=256, metadata={"help": "Generated completions per RL run, hinted and refilled ones included."}
+        default=96, metadata={"help": "Generated completions per RL run, hinted and refilled ones included."}
     )
-    eval_limit: int | None = field(default=None, metadata={"help": "EmoBank dev rows (default: all 1,000)."})
-    cross_domain_limit: int | None = field(
-        default=None, metadata={"help": "MELD test rows (default: all 2,610; the slowest stage on a CPU)."}
-    )
+    learning_rate: float = field(default=1e-5, metadata={"help": "Learning rate of the RL rows (constant)."})
+    eval_limit: int | None = field(default=500, metadata={"help": "EmoBank dev rows (None: all 1,000)."})
+    cross_domain_limit: int | None = field(default=500, metadata={"help": "MELD test rows (None: all 2,610)."})
     max_new_tokens: int = field(default=160, metadata={"help": "Evaluation generation budget of trained models."})
+    hard_pool: int = field(default=128, metadata={"help": "Training rows searched for hard prompts."})
+    hard_prompts: int = field(default=16, metadata={"help": "Hard training prompts followed over training."})
+    hard_eval_steps: int = field(default=4, metadata={"help": "Steps between evaluations on the hard prompts."})
+    resamples: int = field(default=1000, metadata={"help": "Bootstrap draws of the rows."})
 
 
 def run(command: list[str]) -> float:
@@ -86,6 +112,10 @@ def accelerate(recipe: str, *args: str) -> list[str]:
 
 def hintgrpo(*args: str) -> list[str]:
     return [sys.executable, "-m", "hintgrpo.cli", *args]
+
+
+def limited(limit: int | None) -> list[str]:
+    return ["--limit", str(limit)] if limit is not None else []
 
 
 def trained(output_dir: Path) -> bool:
@@ -106,95 +136,154 @@ def train_sft(bench: SideBySideArguments, root: Path) -> Path:
     return output_dir
 
 
-def train_rl(bench: SideBySideArguments, method: str, seed: int, sft_dir: Path, root: Path) -> Path:
+def evaluate(bench: SideBySideArguments, model: str, task: str, split: str, limit: int | None, output_dir: Path):
+    """Metrics and predictions of `model` (resumes from the records already written)."""
+    args = ["evaluate", "--model", model, "--task", task, "--split", split, "--data_dir", bench.data_dir]
+    args += ["--output_dir", str(output_dir), *limited(limit)]
+    if model != bench.model:  # trained models write the DC format, whose answer comes after the reasoning
+        args += ["--max_new_tokens", str(bench.max_new_tokens)]
+    if not (output_dir / "metrics.json").is_file():
+        run(hintgrpo(*args))
+    return json.loads((output_dir / "metrics.json").read_text()), read_predictions(output_dir / "predictions.jsonl")
+
+
+def hard_prompt_ids(bench: SideBySideArguments, sft_dir: Path, root: Path) -> Path:
+    """The first `hard_prompts` of `hard_pool` training rows whose polarity the SFT student gets wrong greedily."""
+    ids_file = root / "hard_prompts.txt"
+    if not ids_file.is_file():
+        _, records = evaluate(bench, str(sft_dir), "emobank", "train", bench.hard_pool, root / "eval" / "sft_train")
+        hard = [r["id"] for r in records if r["polarity"] != r["gold_polarity"]][: bench.hard_prompts]
+        ids_file.write_text("".join(f"{i}\n" for i in hard))
+    return ids_file
+
+
+def train_rl(bench: SideBySideArguments, method: str, seed: int, sft_dir: Path, hard_ids: Path, root: Path) -> Path:
     output_dir = root / f"{method}_seed{seed}"
     if not trained(output_dir):
         run(accelerate("recipes/hint_grpo.py", "--config", "recipes/configs/demo/hint_grpo.yaml",
                        "--data_dir", bench.data_dir, "--model_name_or_path", str(sft_dir),
                        "--completion_budget", str(bench.completion_budget), "--max_steps", "1000",
-                       "--lr_scheduler_type", "constant", "--save_steps", "10",
-                       "--seed", str(seed), "--output_dir", str(output_dir), *RL_METHODS[method]))  # fmt: skip
+                       "--learning_rate", str(bench.learning_rate), "--lr_scheduler_type", "constant",
+                       "--save_steps", "4", "--seed", str(seed), "--output_dir", str(output_dir),
+                       "--eval_strategy", "steps", "--eval_steps", str(bench.hard_eval_steps),
+                       "--eval_on_start", "true", "--eval_split", "train", "--eval_ids_file", str(hard_ids),
+                       "--per_device_eval_batch_size", "16", *RL_METHODS[method]))  # fmt: skip
     return output_dir
 
 
-def evaluate(bench: SideBySideArguments, model: str, task: str, split: str, limit: int | None, output_dir: Path):
-    args = ["evaluate", "--model", model, "--task", task, "--split", split, "--data_dir", bench.data_dir]
-    args += ["--output_dir", str(output_dir)] + (["--limit", str(limit)] if limit is not None else [])
-    if model != bench.model:  # trained models write the DC format, whose answer comes after the reasoning
-        args += ["--max_new_tokens", str(bench.max_new_tokens)]
-    run(hintgrpo(*args))  # resumes from the records already written, and only rescores when all are there
-    return json.loads((output_dir / "metrics.json").read_text())
-
-
 def baselines(bench: SideBySideArguments, task: str, split: str, limit: int | None, output_dir: Path) -> dict:
-    """Each baseline's metrics on the rows the models are scored on: `--limit` takes the first `limit` rows, as
-    `hintgrpo evaluate --limit` does. The folder is named by the limit, so another limit never reuses its numbers.
-    """
+    """Each baseline's metrics and predictions on the rows the models are scored on (the first `limit`)."""
     output_dir = output_dir / ("all" if limit is None else f"first{limit}")
     if not (output_dir / "metrics.json").is_file():
         run(hintgrpo("baselines", "--task", task, "--split", split, "--data_dir", bench.data_dir,
-                     "--output_dir", str(output_dir), "--baselines", *BASELINES,
-                     *(["--limit", str(limit)] if limit is not None else [])))  # fmt: skip
-    return json.loads((output_dir / "metrics.json").read_text())
+                     "--output_dir", str(output_dir), "--baselines", *BASELINES, *limited(limit)))  # fmt: skip
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    return {name: (metrics[name], read_predictions(output_dir / f"predictions_{name}.jsonl")) for name in BASELINES}
 
 
 def training_log(output_dir: Path) -> dict:
-    if not trained(output_dir):
-        return {}
     history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
     steps = [entry for entry in history if "reward" in entry]
     return {
         "train_seconds": json.loads((output_dir / "train_results.json").read_text())["train_runtime"],
-        "zero_std_group_frac": mean(entry["frac_reward_zero_std"] for entry in steps) if steps else None,
         "rewards": [entry["reward"] for entry in steps],
         "completions": [entry.get("completions/generated_total") for entry in steps],
+        "hint_frac": [entry.get("hint/hinted_group_frac", 0.0) for entry in steps],
+        "hard_curve": [(entry["step"], entry[HARD_ACCURACY]) for entry in history if HARD_ACCURACY in entry],
     }
 
 
-def evaluate_row(bench: SideBySideArguments, model: str, name: str, root: Path) -> dict:
-    return {
-        "in_domain": evaluate(bench, model, *IN_DOMAIN, bench.eval_limit, root / "eval" / name / "emobank_dev"),
-        "cross_domain": evaluate(
-            bench, model, *CROSS_DOMAIN, bench.cross_domain_limit, root / "eval" / name / "meld_test"
-        ),
-    }
+def evaluate_run(bench: SideBySideArguments, model: str, name: str, root: Path) -> dict:
+    run_result = {}
+    for key, (task, split, folder) in DOMAINS.items():
+        limit = bench.eval_limit if key == "in_domain" else bench.cross_domain_limit
+        metrics, predictions = evaluate(bench, model, task, split, limit, root / "eval" / name / folder)
+        run_result[key], run_result[f"{key}_predictions"] = metrics, predictions
+    return run_result
 
 
-def spread(values: list[float]) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{mean(values):.3f} ± {(max(values) - min(values)) / 2:.3f}"
+def summarize(results: dict[str, list[dict]], resamples: int) -> dict:
+    """Per domain: each method's intervals, and the paired differences of COMPARISONS among the methods present."""
+    summary = {}
+    for key, (task, _, _) in DOMAINS.items():
+        methods = {name: [r[f"{key}_predictions"] for r in runs] for name, runs in results.items()}
+        bootstrap = PairedBootstrap(methods, get_task(task), resamples=resamples)
+        columns = COLUMNS[key]
+        summary[key] = {
+            "methods": {name: {c: bootstrap.interval(name, c) for c in columns} for name in methods},
+            "differences": {
+                f"{a} − {b}": {c: bootstrap.difference(a, b, c) for c in columns}
+                for a, b in COMPARISONS
+                if a in methods and b in methods
+            },
+        }
+    return summary
 
 
-def markdown(results: dict[str, list[dict]]) -> str:
-    header = ["method", "seeds", *(f"EmoBank {c}" for c in IN_DOMAIN_COLUMNS)]
-    header += [*(f"MELD {c}" for c in CROSS_DOMAIN_COLUMNS), "zero-std groups", "train s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method, runs in results.items():
-        cells = [method, str(len(runs))]
-        cells += [spread([r["in_domain"].get(c) for r in runs]) for c in IN_DOMAIN_COLUMNS]
-        cells += [spread([r["cross_domain"].get(c) for r in runs]) for c in CROSS_DOMAIN_COLUMNS]
-        cells += [spread([r.get("zero_std_group_frac") for r in runs])]
-        cells += [spread([r.get("train_seconds") for r in runs]).replace(".000", "")]
+def distinct_answers(runs: list[dict]) -> str:
+    counts = [len({r["answer"] for r in run["in_domain_predictions"] if r["answer"] is not None}) for run in runs]
+    return "/".join(map(str, counts))
+
+
+def markdown(results: dict[str, list[dict]], summary: dict, bench: SideBySideArguments) -> str:
+    rows = (f"first {bench.eval_limit}" if bench.eval_limit else "all") + " EmoBank dev rows, "
+    rows += (f"first {bench.cross_domain_limit}" if bench.cross_domain_limit else "all") + " MELD test rows"
+    header = ["method", "seeds", "EmoBank Corr", "EmoBank MAE", "MELD acc", "MELD wF1", "parse", "distinct", "train s"]
+    lines = [f"Value [95% bootstrap interval over the rows]; seeds averaged; {rows}.", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, runs in results.items():
+        cells = [name, str(len(runs))]
+        for key in ("in_domain", "cross_domain"):
+            cells += [str(interval) for interval in summary[key]["methods"][name].values()]
+        parse = [r["in_domain"].get("parse_rate") for r in runs]
+        cells += ["–" if None in parse else f"{sum(parse) / len(parse):.3f}", distinct_answers(runs)]
+        seconds = [r["train_seconds"] for r in runs if "train_seconds" in r]
+        cells.append(f"{sum(seconds) / len(seconds):.0f}" if seconds else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Paired differences (method − reference, same rows, same bootstrap draws):", ""]
+    lines += ["| difference | EmoBank Corr | EmoBank MAE | MELD acc | MELD wF1 |", "|---|---|---|---|---|"]
+    for label, in_domain in summary["in_domain"]["differences"].items():
+        cross = summary["cross_domain"]["differences"][label]
+        cells = [label, *map(str, in_domain.values()), *map(str, cross.values())]
         lines.append("| " + " | ".join(cells) + " |")
     note = "Baselines: `hintgrpo baselines`, fit on each task's train split (MELD's too, which no model row sees)."
     return "\n".join(lines) + f"\n\n{note}\n"
 
 
-def plot_reward_curves(results: dict[str, list[dict]], path: Path) -> None:
+def plot_curves(results: dict[str, list[dict]], key: str, ylabel: str, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(6, 4))
-    for method, runs in results.items():
+    for index, (method, runs) in enumerate(results.items()):
         for k, r in enumerate(runs):
-            if r.get("rewards"):
-                axes.plot(r["rewards"], label=method if k == 0 else None, color=f"C{list(results).index(method)}")
-    axes.set(xlabel="step", ylabel="mean total reward")
+            points = r.get(key) or []
+            if points and not isinstance(points[0], (list, tuple)):
+                points = list(enumerate(points, start=1))
+            if points:
+                x, y = zip(*points, strict=True)
+                axes.plot(x, y, marker="o", label=method if k == 0 else None, color=f"C{index}", alpha=0.8)
+    axes.set(xlabel="optimizer step", ylabel=ylabel)
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def write_results(results: dict[str, list[dict]], bench: SideBySideArguments, root: Path) -> str:
+    summary = summarize(results, bench.resamples)
+    table = markdown(results, summary, bench)
+    serialisable = {
+        name: [{k: v for k, v in r.items() if not k.endswith("_predictions")} for r in runs]
+        for name, runs in results.items()
+    }
+    intervals = {
+        key: {part: {name: {c: vars(i) for c, i in cells.items()} for name, cells in parts.items()}
+              for part, parts in domain.items()}
+        for key, domain in summary.items()
+    }  # fmt: skip
+    (root / "results.json").write_text(json.dumps({"runs": serialisable, "intervals": intervals}, indent=2))
+    (root / "results.md").write_text(table)
+    plot_curves(results, "rewards", "mean total reward", root / "reward_curves.png")
+    plot_curves(results, "hard_curve", "unhinted polarity accuracy, hard prompts", root / "hard_prompt_curve.png")
+    return table
 
 
 def main(bench: SideBySideArguments) -> dict:
@@ -203,24 +292,28 @@ def main(bench: SideBySideArguments) -> dict:
     in_domain = baselines(bench, *IN_DOMAIN, bench.eval_limit, root / "baselines" / "emobank_dev")
     cross_domain = baselines(bench, *CROSS_DOMAIN, bench.cross_domain_limit, root / "baselines" / "meld_test")
     results: dict[str, list[dict]] = {
-        f"baseline: {name}": [{"in_domain": in_domain[name], "cross_domain": cross_domain[name]}] for name in BASELINES
-    }
+        f"baseline: {name}": [
+            {"in_domain": in_domain[name][0], "in_domain_predictions": in_domain[name][1],
+             "cross_domain": cross_domain[name][0], "cross_domain_predictions": cross_domain[name][1]}
+        ]
+        for name in BASELINES
+    }  # fmt: skip
     if "zero_shot" in bench.methods:
-        results["zero_shot"] = [evaluate_row(bench, bench.model, "zero_shot", root)]
-    if set(bench.methods) - {"zero_shot"}:
-        sft_dir = train_sft(bench, root)
+        results["zero_shot"] = [evaluate_run(bench, bench.model, "zero_shot", root)]
+    sft_dir = train_sft(bench, root) if set(bench.methods) - {"zero_shot"} else None
     if "sft" in bench.methods:
-        results["sft"] = [evaluate_row(bench, str(sft_dir), "sft", root) | training_log(sft_dir)]
-    for method in (m for m in bench.methods if m in RL_METHODS):
-        results[method] = []
-        for seed in bench.seeds:
-            output_dir = train_rl(bench, method, seed, sft_dir, root)
-            row = evaluate_row(bench, str(output_dir), output_dir.name, root)
-            results[method].append(row | training_log(output_dir))
-    (root / "results.json").write_text(json.dumps(results, indent=2))
-    (root / "results.md").write_text(markdown(results))
-    plot_reward_curves(results, root / "reward_curves.png")
-    print(markdown(results))
+        results["sft"] = [evaluate_run(bench, str(sft_dir), "sft", root)]
+        write_results(results, bench, root)
+    rl_methods = [m for m in bench.methods if m in RL_METHODS]
+    hard_ids = hard_prompt_ids(bench, sft_dir, root) if rl_methods else None
+    for seed in bench.seeds:  # seed by seed, so a cut-short run still has every method once
+        for method in rl_methods:
+            output_dir = train_rl(bench, method, seed, sft_dir, hard_ids, root)
+            run_result = evaluate_run(bench, str(output_dir), output_dir.name, root) | training_log(output_dir)
+            results.setdefault(method, []).append(run_result)
+            write_results(results, bench, root)
+    table = write_results(results, bench, root)
+    print(table)
     return results
 
 

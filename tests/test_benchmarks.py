@@ -40,50 +40,39 @@ def test_hint_grpo_cost_benchmark_compares_both_arms(tiny_model_dir, real_data_d
 
 
 def test_side_by_side_benchmark_runs_rl_rows_at_equal_completion_budget(tiny_model_dir, real_data_dir, tmp_path):
-    command = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "side_by_side.py"),
-        "--model",
-        str(tiny_model_dir),
-        "--data_dir",
-        str(real_data_dir),
-        "--output_dir",
-        str(tmp_path),
-        "--methods",
-        "grpo",
-        "hint_prefix",
-        "--seeds",
-        "1",
-        "--sft_steps",
-        "1",
-        "--completion_budget",
-        "16",
-        "--eval_limit",
-        "4",
-        "--cross_domain_limit",
-        "4",
-        "--max_new_tokens",
-        "8",
-    ]
+    command = [sys.executable, str(ROOT / "benchmarks" / "side_by_side.py"), "--model", str(tiny_model_dir)]
+    command += ["--data_dir", str(real_data_dir), "--output_dir", str(tmp_path), "--methods", "sft", "grpo", "hint"]
+    command += ["--seeds", "1", "--sft_steps", "1", "--completion_budget", "16", "--eval_limit", "4"]
+    command += ["--cross_domain_limit", "4", "--max_new_tokens", "8", "--hard_pool", "4", "--hard_prompts", "2"]
+    command += ["--resamples", "20"]
     printed = subprocess.run(command, check=True, capture_output=True, text=True, timeout=900, cwd=ROOT).stdout
 
     results = json.loads((tmp_path / "results.json").read_text())
+    runs, intervals = results["runs"], results["intervals"]
     baselines = ["baseline: constant", "baseline: vader", "baseline: tfidf"]
-    assert list(results) == [*baselines, "grpo", "hint_prefix"]
+    assert list(runs) == [*baselines, "sft", "grpo", "hint"]
     # Steps of 8 completions; on a random model every group is hard, so a hinted step generates 16.
-    assert results["grpo"][0]["completions"] == [8, 16]
-    assert results["hint_prefix"][0]["completions"] == [16]
+    assert runs["grpo"][0]["completions"] == [8, 16]
+    assert runs["hint"][0]["completions"] == [16]
+    # A random model states no polarity: both hard prompts are followed, from before the first step on.
+    assert (tmp_path / "hard_prompts.txt").read_text().count("\n") == 2
+    assert runs["hint"][0]["hard_curve"][0] == [0, 0.0]
     # The baselines are scored on the rows the models are, by the printed command (its --limit).
-    for method in results:
-        assert results[method][0]["in_domain"]["n"] == 4 and results[method][0]["cross_domain"]["n"] == 4
-    assert results["baseline: constant"][0]["in_domain"]["Corr"] is None  # NaN, written as in metrics.json
+    for method in runs:
+        assert runs[method][0]["in_domain"]["n"] == 4 and runs[method][0]["cross_domain"]["n"] == 4
     baseline_commands = [line for line in printed.splitlines() if "hintgrpo.cli baselines --task" in line]
     assert len(baseline_commands) == 2 and all(c.endswith("--limit 4") for c in baseline_commands)  # EmoBank, MELD
-    assert (tmp_path / "baselines" / "meld_test" / "first4" / "predictions_tfidf.jsonl").is_file()
-    assert (tmp_path / "reward_curves.png").stat().st_size > 0
+    assert set(intervals["in_domain"]["differences"]) == {
+        "hint − grpo",
+        "grpo − sft",
+        "hint − sft",
+        "sft − baseline: tfidf",
+    }
+    for name in ("reward_curves.png", "hard_prompt_curve.png"):
+        assert (tmp_path / name).stat().st_size > 0
     table = (tmp_path / "results.md").read_text()
-    assert "| hint_prefix | 1 |" in table
-    assert all(f"| {name} | 1 |" in table for name in baselines)
+    assert "| hint | 1 |" in table and all(f"| {name} | 1 |" in table for name in baselines)
+    assert "| hint − grpo |" in table
 
 
 def test_quality_weights_benchmark_puts_baselines_beside_both_runs(tiny_model_dir, real_data_dir, tmp_path):
