@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from hintgrpo.configs import EvaluateArguments
 from hintgrpo.data import load_task_dataset
+from hintgrpo.data.errors import require_unique_ids
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.jsonl import read_records, write_jsonl
 from hintgrpo.metrics import compute_metrics
@@ -41,16 +42,19 @@ def prediction_record(sample: dict, completion: str, task: TaskSpec) -> dict:
     }
 
 
-def check_resumable(output_dir: Path, run: dict) -> None:
+def check_resumable(output_dir: Path, run: dict, predicted: bool) -> None:
+    """Refuses a folder whose predictions were made by a different run.
+
+    A run file beside no predictions is left by a run that failed before its first record (a wrong --model):
+    it blocks nothing, and is replaced once this run writes records.
+    """
     run_file = output_dir / "run.json"
-    if run_file.is_file():
+    if predicted and run_file.is_file():
         previous = json.loads(run_file.read_text())
         # A key missing from an older run file is an option added since, at the value that run had.
         changed = {key: (previous[key], run[key]) for key in RUN_KEYS if previous.get(key, run[key]) != run[key]}
         if changed:
             raise ValueError(f"{output_dir} holds predictions of a different run ({changed}); use another --output_dir")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(json.dumps(run, indent=2))
 
 
 def score_records(records: list[dict], task: TaskSpec) -> dict[str, float]:
@@ -112,10 +116,12 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
         dataset = dataset.select(range(min(args.limit, len(dataset))))
     # Resolved before the run check, so predictions made with one prompt are never extended with another's.
     args.prompt_style = args.prompt_style or trained_prompt_style(args.model) or "full"
+    require_unique_ids(f"{args.task} {args.split} rows", dataset["id"])
     output_dir = Path(args.output_dir)
-    check_resumable(output_dir, dataclasses.asdict(args))
     predictions = output_dir / "predictions.jsonl"
     done = {r["id"]: r for r in read_records(predictions)}
+    run = dataclasses.asdict(args)
+    check_resumable(output_dir, run, predicted=bool(done))
     todo = [i for i, sample_id in enumerate(dataset["id"]) if sample_id not in done]
     if todo:
         if args.modality_route == "text":
@@ -128,6 +134,7 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
         conversations = {i: build_messages(dataset[i], task, args.prompt_style) for i in todo}
         # Similar lengths batched together waste less compute on padding.
         todo.sort(key=lambda i: len(tokenizer.apply_chat_template(conversations[i], tokenize=False)))
+        output_dir.mkdir(parents=True, exist_ok=True)
         with open(predictions, "a", encoding="utf-8") as handle, tqdm(total=len(dataset), initial=len(done)) as bar:
             for start in range(0, len(todo), args.batch_size):
                 batch = todo[start : start + args.batch_size]
@@ -137,6 +144,9 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
                 else:
                     samples = [dataset[i] for i in batch]
                     completions = generate_with_media(media_model, samples, prompts, args.max_new_tokens)
+                if start == 0:
+                    # Only now: a run that fails to start must not claim the folder.
+                    (output_dir / "run.json").write_text(json.dumps(run, indent=2))
                 for i, completion in zip(batch, completions, strict=True):
                     record = prediction_record(dataset[i], completion, task)
                     handle.write(json.dumps(record) + "\n")

@@ -1,8 +1,15 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+from datasets import Dataset
 
 from hintgrpo.configs import EvaluateArguments
+from hintgrpo.data import DataError, load_task_dataset
 from hintgrpo.evaluate import evaluate, score_records
 from hintgrpo.jsonl import read_records, write_jsonl
 from hintgrpo.tasks import get_task
@@ -139,3 +146,73 @@ def test_a_fine_tuned_model_is_prompted_in_the_style_it_was_trained_with(tiny_mo
     assert json.loads((tmp_path / "base" / "run.json").read_text())["prompt_style"] == "full"
     with pytest.raises(ValueError, match="different run"):  # predictions of one prompt are not extended by another's
         evaluate(eval_args(model, real_data_dir, tmp_path / "trained", limit=2, prompt_style="full"))
+
+
+def test_a_run_that_failed_to_start_does_not_block_the_corrected_command(tiny_model_dir, real_data_dir, tmp_path):
+    with pytest.raises(OSError):
+        evaluate(eval_args(tmp_path / "no_such_model", real_data_dir, tmp_path / "out"))
+    assert not (tmp_path / "out" / "run.json").exists()
+    metrics = evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path / "out"))
+    assert metrics["n"] == 6
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["model"] == str(tiny_model_dir)
+
+
+def test_a_run_file_beside_no_predictions_blocks_nothing(tiny_model_dir, real_data_dir, tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"model": "a-model-that-failed-to-load"}))  # left by an older version
+    assert evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path))["n"] == 6
+
+
+def test_repeated_ids_are_refused_before_anything_is_generated(tiny_model_dir, real_data_dir, tmp_path):
+    rows = load_task_dataset("emobank", real_data_dir, "dev").select(range(3)).to_list()
+    dataset = Dataset.from_list([*rows, {**rows[0], "label": -rows[0]["label"]}])
+    with pytest.raises(DataError, match=r"row 3, field 'id'.*is already the id of row 0"):
+        evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path), dataset)
+    assert not (tmp_path / "predictions.jsonl").exists()
+
+
+def test_a_repeated_id_skipped_by_the_loader_gets_one_record(tiny_model_dir, real_data_dir, tmp_path):
+    data = tmp_path / "data" / "emobank"
+    data.mkdir(parents=True)
+    lines = (real_data_dir / "emobank" / "emobank.csv").read_bytes().split(b"\r\n")
+    first_dev = next(i for i, line in enumerate(lines) if b",dev," in line)
+    sample_id, split, _, rest = lines[first_dev].split(b",", 3)
+    lines.insert(first_dev + 1, b",".join([sample_id, split, b"1.0", rest]))  # its id, another valence
+    (data / "emobank.csv").write_bytes(b"\r\n".join(lines))
+    args = eval_args(tiny_model_dir, tmp_path / "data", tmp_path / "out", limit=4)
+    with pytest.raises(DataError, match="is already the id of row"):
+        evaluate(args)
+    args.skip_bad_rows = True
+    assert evaluate(args)["n"] == 4
+    ids = [r["id"] for r in read_records(tmp_path / "out" / "predictions.jsonl")]
+    assert len(ids) == len(set(ids)) == 4
+
+
+def test_an_evaluation_killed_mid_run_resumes_without_loss_or_duplicates(tiny_model_dir, real_data_dir, tmp_path):
+    predictions = tmp_path / "predictions.jsonl"
+    command = [sys.executable, "-m", "hintgrpo.cli", "evaluate", "--model", str(tiny_model_dir), "--task", "emobank"]
+    command += ["--data_dir", str(real_data_dir), "--split", "dev", "--output_dir", str(tmp_path), "--limit", "150"]
+    command += ["--batch_size", "1", "--max_new_tokens", "8"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (predictions.is_file() and predictions.read_bytes().count(b"\n") >= 3):
+            assert process.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    before = predictions.read_bytes()
+    whole = before[: before.rfind(b"\n") + 1]
+    assert 3 <= whole.count(b"\n") < 150
+    with open(predictions, "ab") as handle:  # as if the kill landed inside a write
+        handle.write(b'{"id": "torn", "label": 0.')
+    metrics = evaluate(eval_args(tiny_model_dir, real_data_dir, tmp_path, limit=150, batch_size=16))
+    records = read_records(predictions)
+    completions = {r["id"]: r["completion"] for r in records}
+    # What the killed run wrote is kept, not generated again.
+    assert all(completions[r["id"]] == r["completion"] for r in map(json.loads, whole.splitlines()))
+    assert metrics["n"] == 150
+    dev = load_task_dataset("emobank", real_data_dir, "dev").select(range(150))
+    assert sorted(r["id"] for r in records) == sorted(dev["id"])
