@@ -60,6 +60,11 @@ def run_synthesize(argv: list[str]) -> None:
     except TeacherSetupError as error:
         sys.exit(f"error: {error}")
     print(json.dumps(counts, indent=2))
+    if counts["failed"] and not counts["accepted"]:
+        sys.exit(
+            f"error: no sample was accepted, and {counts['failed']} failed: their requests kept failing through "
+            f"every retry (errors by kind: {counts['errors']}; the warnings above give each one). Rerun to retry them."
+        )
     print(f"records in {args.output_file}")
 
 

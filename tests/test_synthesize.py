@@ -11,12 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from datasets import Dataset
 from trl.data_utils import is_conversational
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from hintgrpo.cli import main
 from hintgrpo.configs import SynthesizeArguments
-from hintgrpo.data import load_task_dataset
+from hintgrpo.data import DataError, load_task_dataset
 from hintgrpo.data.lexicon import lexicon_rationale
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.data.synthesize import load_cot_dataset, synthesize, validate_cot
@@ -34,11 +35,19 @@ class ChatServer:
     """An OpenAI-compatible chat-completions endpoint on 127.0.0.1 (ephemeral port), served from a thread.
 
     `reply(messages)` writes the assistant message. `fault(n, messages)` may turn the n-th request (1-based)
-    into "http_<code>", "timeout" (answers only after `stall` seconds) or "malformed_json".
+    into "http_<code>" (answered with `error_body(headers)`), "timeout" (answers only after `stall` seconds) or
+    "malformed_json".
     """
 
-    def __init__(self, reply, fault=lambda n, messages: None, delay=0.0, stall=1.5):
-        self.reply, self.fault, self.delay, self.stall = reply, fault, delay, stall
+    def __init__(
+        self,
+        reply,
+        fault=lambda n, messages: None,
+        delay=0.0,
+        stall=1.5,
+        error_body=lambda headers: b'{"error": {"message": "injected"}}',
+    ):
+        self.reply, self.fault, self.delay, self.stall, self.error_body = reply, fault, delay, stall, error_body
         self.received = []  # (headers, body) in arrival order
         self.lock = threading.Lock()
         server = self
@@ -70,7 +79,7 @@ class ChatServer:
             fault = self.fault(len(self.received), body["messages"])
         time.sleep(self.delay)
         if fault and fault.startswith("http_"):
-            return self.send(request, int(fault.removeprefix("http_")), b'{"error": {"message": "injected"}}')
+            return self.send(request, int(fault.removeprefix("http_")), self.error_body(dict(request.headers)))
         if fault == "malformed_json":
             return self.send(request, 200, b'{"choices": [{"message": ')
         if fault == "timeout":
@@ -250,6 +259,76 @@ def test_a_refused_request_stops_the_run(real_data_dir, tmp_path, monkeypatch):
     assert "sk-wrong" not in str(exit_info.value)
     asked = [body["messages"][1]["content"] for _, body in server.received]
     assert len(asked) == len(set(asked))  # a refused request is not retried
+
+
+def echo_headers(headers):
+    """An error body that repeats the request, as some servers' debug pages do."""
+    return json.dumps({"error": {"message": "bad request", "request_headers": headers}}).encode()
+
+
+@pytest.mark.parametrize("status", ["http_500", "http_400"], ids=["retried", "refused"])
+def test_a_key_echoed_in_an_error_body_is_redacted(real_data_dir, tmp_path, monkeypatch, caplog, capsys, status):
+    key = "sk-echo-9b2e7f31c4d5"
+    monkeypatch.setenv("HINTGRPO_TEACHER_API_KEY", key)
+    caplog.set_level(logging.DEBUG)
+    samples = rows(real_data_dir, "emobank", "train", 2)
+    fault = failing(samples, samples[0]["id"], status)
+    with ChatServer(lexicon_reply(samples), fault=fault, error_body=echo_headers) as server:
+        command = ["synthesize", "--data_dir", str(real_data_dir), "--backend", "openai", "--limit", "2"]
+        command += ["--base_url", server.base_url, "--teacher_model", "teacher", "--max_request_retries", "1"]
+        command += ["--output_file", str(tmp_path / "cot.jsonl"), "--backoff_base", "0.01", "--concurrency", "1"]
+        try:
+            main(command)
+        except SystemExit as error:
+            print(error.code, file=sys.stderr)
+    printed = capsys.readouterr()
+    shown = printed.out + printed.err + caplog.text
+    assert "request_headers" in shown and "Bearer [redacted]" in shown
+    assert key not in shown and key[3:12] not in shown
+
+
+def test_redact_removes_the_key_and_bearer_tokens():
+    teacher = OpenAITeacher("http://127.0.0.1:9/v1", "m", api_key="sk-abc123")
+    body = 'key=sk-abc123 {"Authorization": "Bearer other-token"} authorization: bearer xyz'
+    assert (
+        teacher.redact(body) == 'key=[redacted] {"Authorization": "Bearer [redacted]"} authorization: Bearer [redacted]'
+    )
+
+
+def test_a_run_in_which_every_sample_failed_exits_non_zero_and_says_why(real_data_dir, tmp_path, capsys):
+    with ChatServer(lambda messages: "", fault=lambda n, messages: "http_503") as server:
+        command = ["synthesize", "--data_dir", str(real_data_dir), "--backend", "openai", "--limit", "3"]
+        command += ["--base_url", server.base_url, "--teacher_model", "teacher", "--max_request_retries", "1"]
+        command += ["--output_file", str(tmp_path / "cot.jsonl"), "--backoff_base", "0.01"]
+        with pytest.raises(SystemExit) as exit_info:
+            main(command)
+    message = str(exit_info.value.code)
+    assert message.startswith("error: no sample was accepted, and 3 failed") and "'http_503': 6" in message
+    assert '"failed": 3' in capsys.readouterr().out
+
+
+def test_a_repeated_id_gets_one_record(real_data_dir, tmp_path):
+    data = tmp_path / "data" / "emobank"
+    data.mkdir(parents=True)
+    lines = (real_data_dir / "emobank" / "emobank.csv").read_bytes().split(b"\r\n")
+    sample_id, split, _, rest = lines[1].split(b",", 3)
+    lines.insert(2, b",".join([sample_id, split, b"4.5", rest]))  # the first row's id with another valence
+    (data / "emobank.csv").write_bytes(b"\r\n".join(lines))
+    args = synth_args(tmp_path / "data", tmp_path / "cot.jsonl")
+    with pytest.raises(DataError, match="row 2, field 'id'.*is already the id of row 1"):
+        synthesize(args)
+    args.skip_bad_rows = True
+    assert synthesize(args)["accepted"] == 6
+    ids = [r["id"] for r in read_records(tmp_path / "cot.jsonl")]
+    assert len(ids) == len(set(ids)) == 6
+
+
+def test_a_dataset_with_a_repeated_id_is_refused_before_any_request(real_data_dir, tmp_path):
+    samples = rows(real_data_dir, "emobank", "train", 3)
+    dataset = Dataset.from_list([*samples, samples[1]])
+    with pytest.raises(DataError, match="row 3, field 'id'.*is already the id of row 1"):
+        synthesize(synth_args(real_data_dir, tmp_path / "cot.jsonl"), dataset)
+    assert not (tmp_path / "cot.jsonl").exists()
 
 
 def test_openai_backend_needs_a_model(real_data_dir, tmp_path):

@@ -25,6 +25,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from hintgrpo.configs import SynthesizeArguments
+from hintgrpo.data.errors import require_unique_ids
 from hintgrpo.data.loaders import load_task_dataset
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.data.teacher import (
@@ -171,6 +172,7 @@ def synthesize(args: SynthesizeArguments, dataset: Dataset | None = None) -> dic
         dataset = load_task_dataset(args.task, args.data_dir, args.split, skip_bad_rows=args.skip_bad_rows)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
+    require_unique_ids(f"{args.task} {args.split} rows", dataset["id"])
     output = Path(args.output_file)
     done = {(record["task"], record["id"]) for record in read_records(output)}
     todo = [i for i, sample_id in enumerate(dataset["id"]) if (task.name, sample_id) not in done]

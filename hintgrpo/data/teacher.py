@@ -13,6 +13,7 @@ import itertools
 import json
 import queue
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -30,6 +31,9 @@ from hintgrpo.tasks import TaskSpec, get_task
 # Read in this order; the key is only ever put in the Authorization header.
 API_KEY_ENV = ("HINTGRPO_TEACHER_API_KEY", "OPENAI_API_KEY")
 RETRIED_STATUS = frozenset({408, 429})  # and every 5xx
+# How much of a reply is redacted before it is cut to print length (so a key the cut would split is still found).
+ERROR_BODY_BYTES = 64 * 1024
+BEARER_TOKEN = re.compile(r"Bearer\s+[^\s\"',;}\]]+", re.IGNORECASE)
 
 
 def teacher_messages(sample: dict, task: TaskSpec) -> list[dict]:
@@ -119,6 +123,7 @@ class OpenAITeacher(Teacher):
         self.model, self.timeout, self.max_new_tokens = model, timeout, max_new_tokens
         self.max_retries, self.backoff_base, self.backoff_max = max_retries, backoff_base, backoff_max
         self._headers = {"Content-Type": "application/json"}
+        self._api_key = api_key
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._counting = threading.Lock()
@@ -147,7 +152,7 @@ class OpenAITeacher(Teacher):
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
-            detail = error.read(300).decode("utf-8", errors="replace")
+            detail = self.redact(error.read(ERROR_BODY_BYTES).decode("utf-8", errors="replace"))[:300]
             message = f"{self.url} answered HTTP {error.code}: {detail}"
             if error.code in RETRIED_STATUS or error.code >= 500:
                 raise TeacherRequestError(f"http_{error.code}", message) from None
@@ -164,8 +169,15 @@ class OpenAITeacher(Teacher):
         except (ValueError, KeyError, IndexError, TypeError):
             content = None
         if not isinstance(content, str):
-            raise TeacherRequestError("malformed_response", f"{self.url}: not a chat completion: {payload[:200]!r}")
+            shown = self.redact(payload[:ERROR_BODY_BYTES].decode("utf-8", errors="replace"))[:200]
+            raise TeacherRequestError("malformed_response", f"{self.url}: not a chat completion: {shown!r}")
         return content
+
+    def redact(self, body: str) -> str:
+        """A server's reply, safe to print: a server may echo the request, key included."""
+        if self._api_key:
+            body = body.replace(self._api_key, "[redacted]")
+        return BEARER_TOKEN.sub("Bearer [redacted]", body)
 
 
 class TransformersTeacher(Teacher):
