@@ -1,4 +1,4 @@
-"""Hint-GRPO building blocks: which groups are hard, how likely a hint is, and what the hint says (DESIGN §5).
+"""Hint-GRPO building blocks: which groups are hard, how likely a hint is, which rows it replaces, what it says.
 
 Pure functions over tensors and samples, so the trainer's bookkeeping can be tested on hand-made rewards.
 """
@@ -10,6 +10,7 @@ import math
 import torch
 
 from hintgrpo.reasoning import discrimination_opening
+from hintgrpo.tasks import TaskSpec
 
 
 def hard_groups(
@@ -32,11 +33,11 @@ def hard_groups(
     raise ValueError(f"unknown hint trigger {trigger!r}")
 
 
-def hint_probability(step: int, max_steps: int, schedule: str, start: float, end: float) -> float:
-    """Probability of hinting a hard group at `step`: constant `start`, or decaying from `start` to `end`."""
-    if schedule == "constant" or max_steps <= 0:
+def hint_probability(progress: float, schedule: str, start: float, end: float) -> float:
+    """Probability of hinting a hard group at `progress` (0 to 1 of training): constant `start`, or `start` to `end`."""
+    if schedule == "constant":
         return start
-    progress = min(1.0, step / max_steps)
+    progress = min(1.0, max(0.0, progress))
     if schedule == "linear":
         return start + (end - start) * progress
     if schedule == "cosine":
@@ -44,18 +45,39 @@ def hint_probability(step: int, max_steps: int, schedule: str, start: float, end
     raise ValueError(f"unknown hint schedule {schedule!r}")
 
 
-def rank_agnostic_generator(seed: int, step: int, draw: int = 0) -> torch.Generator:
-    """A CPU generator seeded by (seed, step, draw) alone, so every rank draws the same numbers."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 101 + draw)
+def rank_agnostic_generator(seed: int, batch: int, draw: int = 0) -> torch.Generator:
+    """A CPU generator seeded by (seed, generation batch, draw) alone, so every rank draws the same numbers."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + batch) * 101 + draw)
 
 
-def sample_hinted_groups(hard: torch.Tensor, probability: float, seed: int, step: int) -> torch.Tensor:
-    """The hard groups that get a hint this step, drawn identically on every rank."""
+def sample_hinted_groups(hard: torch.Tensor, probability: float, seed: int, batch: int) -> torch.Tensor:
+    """The hard groups that get a hint in generation batch `batch`, drawn identically on every rank."""
     if probability >= 1.0:
         return hard.clone()
-    generator = rank_agnostic_generator(seed, step)
+    generator = rank_agnostic_generator(seed, batch)
     draws = torch.rand(hard.numel(), generator=generator)
     return hard & (draws.to(hard.device) < probability)
+
+
+def hinted_rows(hinted: torch.Tensor, num_generations: int, group: str, hint_rows: int) -> torch.Tensor:
+    """One flag per row: the rows of the hinted groups that are regenerated with the hint.
+
+    'replace': every row of the group. 'mix': its last `hint_rows` rows; the others keep their failed
+    completions, so the group's advantages are computed over failed and hinted completions together.
+    """
+    rows = hinted.unsqueeze(1).repeat(1, num_generations)
+    if group == "mix":
+        rows[:, : num_generations - hint_rows] = False
+    elif group != "replace":
+        raise ValueError(f"unknown hint group {group!r}")
+    return rows.flatten()
+
+
+def hint_reveals_label(task: TaskSpec) -> bool:
+    """Whether the hinted coarse result determines the label (MELD sentiment, MUStARD): then a hint is the answer."""
+    if task.is_regression:
+        return False
+    return len(set(task.coarse_of_label.values())) == len(task.labels) and not task.row_polarity_labels
 
 
 def hint_prefix(gold_polarity: str) -> str:

@@ -12,10 +12,14 @@ from hintgrpo.hints import (
     hint_prefix,
     hint_probability,
     hint_prompt,
+    hint_reveals_label,
+    hinted_rows,
     sample_hinted_groups,
 )
 from hintgrpo.rewards import completion_text, get_reward_funcs
-from hintgrpo.trainers.hint_grpo import HintGRPOTrainer
+from hintgrpo.tasks import get_task
+from hintgrpo.trainers import hint_grpo
+from hintgrpo.trainers.hint_grpo import Generation, HintGRPOTrainer
 from hintgrpo.trainers.hint_grpo_config import HintGRPOConfig
 
 GROUP = 4
@@ -37,29 +41,29 @@ def test_reward_trigger_uses_the_best_reward_and_ignores_nan():
 
 
 @pytest.mark.parametrize(
-    ("schedule", "step", "expected"),
+    ("schedule", "progress", "expected"),
     [
-        ("constant", 7, 0.8),
-        ("linear", 0, 0.8),
-        ("linear", 5, 0.5),
-        ("linear", 10, 0.2),
-        ("linear", 20, 0.2),
-        ("cosine", 0, 0.8),
-        ("cosine", 5, 0.5),
-        ("cosine", 10, 0.2),
+        ("constant", 0.7, 0.8),
+        ("linear", 0.0, 0.8),
+        ("linear", 0.5, 0.5),
+        ("linear", 1.0, 0.2),
+        ("linear", 2.0, 0.2),
+        ("cosine", 0.0, 0.8),
+        ("cosine", 0.5, 0.5),
+        ("cosine", 1.0, 0.2),
     ],
 )
-def test_hint_probability_schedules(schedule, step, expected):
-    assert hint_probability(step, 10, schedule, 0.8, 0.2) == pytest.approx(expected)
+def test_hint_probability_schedules(schedule, progress, expected):
+    assert hint_probability(progress, schedule, 0.8, 0.2) == pytest.approx(expected)
 
 
 def test_hinted_groups_are_a_seeded_subset_of_hard_groups():
     hard = torch.tensor([True, False, True, True] * 25)
-    first = sample_hinted_groups(hard, 0.5, seed=3, step=4)
-    assert torch.equal(first, sample_hinted_groups(hard, 0.5, seed=3, step=4))  # every rank draws the same
+    first = sample_hinted_groups(hard, 0.5, seed=3, batch=4)
+    assert torch.equal(first, sample_hinted_groups(hard, 0.5, seed=3, batch=4))  # every rank draws the same
     assert not (first & ~hard).any() and 0 < first.sum() < hard.sum()
-    assert not sample_hinted_groups(hard, 0.0, seed=3, step=4).any()
-    assert torch.equal(sample_hinted_groups(hard, 1.0, seed=3, step=4), hard)
+    assert not sample_hinted_groups(hard, 0.0, seed=3, batch=4).any()
+    assert torch.equal(sample_hinted_groups(hard, 1.0, seed=3, batch=4), hard)
 
 
 def test_hint_texts():
@@ -75,6 +79,21 @@ def test_group_variance():
     assert group_has_variance(rewards, GROUP).tolist() == [False, True]
 
 
+def test_hinted_rows_replace_whole_groups_or_mix_in_the_last_rows():
+    hinted = torch.tensor([True, False, True])
+    assert hinted_rows(hinted, GROUP, "replace", 1).tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1]
+    assert hinted_rows(hinted, GROUP, "mix", 1).tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert hinted_rows(hinted, GROUP, "mix", 3).tolist() == [0, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("task", "reveals"),
+    [("meld_sentiment", True), ("mustard", True), ("meld_emotion", False), ("sst5", False), ("emobank", False)],
+)
+def test_a_hint_reveals_the_label_where_the_coarse_result_determines_it(task, reveals):
+    assert hint_reveals_label(get_task(task)) is reveals
+
+
 # --- the trainer on a tiny model -------------------------------------------------------------------------------------
 
 
@@ -83,13 +102,13 @@ def length_reward(completions, **kwargs):
     return [len(completion_text(c)) / 10 for c in completions]
 
 
-def samples(n=2, weight=1.0):
+def samples(n=2, weight=1.0, task="emobank", labels=(-2.0, 1.0)):
     rows = [
         {
             "id": str(i),
             "text": f"sample {i}",
-            "label": [-2.0, 1.0][i % 2],
-            "task": "emobank",
+            "label": labels[i % 2],
+            "task": task,
             "context": "",
             "polarity": ["negative", "positive"][i % 2],
             "weight": weight,
@@ -242,6 +261,8 @@ def test_sample_weights_scale_advantages(tiny_model_dir, tmp_path):
     weighted = trainer._generate_and_score_completions(weighted_inputs)["advantages"]
     assert plain.abs().sum() > 0
     assert torch.allclose(weighted, plain * torch.tensor([0.5 * (i + 1) for i in range(len(weighted_inputs))]))
+    # The completions table shows the advantages that are trained: the weighted ones.
+    assert list(trainer._logs["advantages"])[-len(weighted) :] == pytest.approx(weighted.tolist())
 
 
 def test_training_with_hints_changes_the_weights(tiny_model_dir, tmp_path):
@@ -277,6 +298,23 @@ def test_dynamic_sampling_with_images_is_left_to_the_multimodal_trainer(tiny_mod
     with pytest.raises(ValueError, match="dynamic_sampling with an image column needs MultimodalHintGRPOTrainer"):
         make_trainer(tiny_model_dir, tmp_path, dataset=dataset, hint_mode="none", dynamic_sampling=True)
     assert make_trainer(tiny_model_dir, tmp_path, dataset=dataset, hint_mode="prefix").args.hint_mode == "prefix"
+    # TRL builds the loss's image inputs from the unhinted prompt: right only when the loss sees that prompt.
+    with pytest.raises(ValueError, match="hint_mode='prompt' with an image column"):
+        make_trainer(tiny_model_dir, tmp_path, dataset=dataset, hint_mode="prompt")
+    make_trainer(tiny_model_dir, tmp_path, dataset=dataset, hint_mode="prompt", hint_loss_context="original")
+
+
+def test_hints_that_state_the_label_are_refused_unless_allowed(tiny_model_dir, tmp_path):
+    dataset = samples(task="meld_sentiment", labels=("negative", "positive"))
+    with pytest.raises(ValueError, match=r"on \['meld_sentiment'\] the coarse result a hint states is the label"):
+        make_trainer(tiny_model_dir, tmp_path, dataset=dataset)
+    assert make_trainer(tiny_model_dir, tmp_path, dataset=dataset, allow_label_hints=True).args.allow_label_hints
+    make_trainer(tiny_model_dir, tmp_path, dataset=dataset, hint_mode="none")
+
+
+def test_hints_need_a_polarity_column(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="hint_mode='prefix' needs a 'polarity' column"):
+        make_trainer(tiny_model_dir, tmp_path, dataset=samples().remove_columns("polarity"))
 
 
 def test_a_prefix_longer_than_the_completion_budget_is_refused(tiny_model_dir, tmp_path):
@@ -288,7 +326,7 @@ def test_dynamic_sampling_refills_zero_variance_groups_with_fresh_prompts(tiny_m
     def sample_index_reward(completions, text, **kwargs):  # all-equal within a group: every group is zero-variance
         return [float(t.split()[-1]) for t in text]
 
-    dataset = samples(n=6)
+    dataset = samples(n=6).remove_columns("polarity")  # refills need no polarity
     trainer = make_trainer(
         tiny_model_dir,
         tmp_path,
@@ -337,3 +375,201 @@ def test_wandb_offline_gets_the_hinted_completions_table(tiny_model_dir, tmp_pat
     hint_metrics = [f"train/hint/{name}" for name in ("hard_group_frac", "reward_before", "reward_after")]
     reward_components = [f"train/rewards/{name}_reward/mean" for name in ("length", "polarity")]
     assert set(hint_metrics + reward_components) <= set(sent_to_wandb)
+
+
+# --- mixed groups, loss context, schedule, metrics ---------------------------------------------------------------
+
+
+def record_generations(trainer) -> list[tuple[list, list]]:
+    """Ready the trainer for a direct batch call; the list fills with each generate call's (prompt ids, completions)."""
+    trainer.model.train()
+    trainer.state.max_steps = 2
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(), which these tests bypass
+    calls = []
+    original = trainer._generate_single_turn
+
+    def recording(prompt_ids, *args, **kwargs):
+        completion_ids, logprobs = original(prompt_ids, *args, **kwargs)
+        calls.append(([list(ids) for ids in prompt_ids], [list(ids) for ids in completion_ids]))
+        return completion_ids, logprobs
+
+    trainer._generate_single_turn = recording
+    return calls
+
+
+def rows_of(padded: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    return [ids[m.bool()].tolist() for ids, m in zip(padded, mask, strict=True)]
+
+
+def sample_one_is_easy(completions, text, **kwargs):
+    return [1.0 if t == "sample 1" else 0.0 for t in text]
+
+
+@pytest.mark.parametrize(("group", "replaced"), [("replace", [0, 1, 2, 3]), ("mix", [3])])
+def test_hinted_rows_and_their_advantages(tiny_model_dir, tmp_path, group, replaced):
+    # Sample 0's group is hard (its best total is under 0.5), sample 1's is not; the length term gives variance.
+    trainer = make_trainer(
+        tiny_model_dir,
+        tmp_path,
+        rewards=[sample_one_is_easy, *get_reward_funcs(["polarity"]), length_reward],
+        reward_weights=[1.0, 1.0, 0.01],
+        hint_trigger="reward",
+        hint_reward_threshold=0.5,
+        hint_group=group,
+        hint_rows=1,
+    )
+    calls = record_generations(trainer)
+    batch = trainer._generate_and_score_completions(batch_inputs(trainer, samples()))
+    (_, first), (regenerated_prompts, _) = calls
+    assert len(regenerated_prompts) == len(replaced)
+    trained = rows_of(batch["completion_ids"], batch["completion_mask"])
+    prefix = trainer._prefix_ids("negative")
+    for row in range(2 * GROUP):
+        if row in replaced:  # the hint opening, then a fresh sample
+            assert trained[row][: len(prefix)] == prefix
+        else:  # the first generation, kept
+            assert trained[row] == first[row]
+
+    # TRL's advantages over the groups as they stand, by hand: (r - group mean) / (group std + 1e-4).
+    completions = [completion_text(c) for c in list(trainer._logs["completion"])[-2 * GROUP :]]
+    polarity = [float(c.startswith(hint_prefix("negative"))) for c in completions]
+    easy = [0.0] * GROUP + [1.0] * GROUP
+    total = torch.tensor([e + p + 0.01 * len(c) / 10 for e, p, c in zip(easy, polarity, completions, strict=True)])
+    grouped = total.view(-1, GROUP)
+    expected = (grouped - grouped.mean(dim=1, keepdim=True)) / (grouped.std(dim=1, keepdim=True) + 1e-4)
+    assert torch.allclose(batch["advantages"], expected.flatten(), atol=1e-4)
+    if group == "mix":  # the failed rows keep their negative signal beside the hinted one
+        assert batch["advantages"][3] > 0 and torch.all(batch["advantages"][:3] < 0)
+
+
+@pytest.mark.parametrize("context", ["hinted", "original"])
+def test_prompt_mode_generates_with_the_hint_and_trains_on_the_chosen_prompt(tiny_model_dir, tmp_path, context):
+    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode="prompt", hint_loss_context=context)
+    calls = record_generations(trainer)
+    batch = trainer._generate_and_score_completions(batch_inputs(trainer, samples()))
+    (first_prompts, _), (regenerated_prompts, regenerated) = calls
+    hint = "Hint: the coarse result is"
+    decode = trainer.processing_class.decode
+    assert all(hint in decode(ids) for ids in regenerated_prompts)
+    assert not any(hint in decode(ids) for ids in first_prompts)
+    trained_prompts = rows_of(batch["prompt_ids"], batch["prompt_mask"])
+    assert trained_prompts == (regenerated_prompts if context == "hinted" else first_prompts)
+    assert rows_of(batch["completion_ids"], batch["completion_mask"]) == regenerated
+
+
+def loss_grad(trainer, batch) -> torch.Tensor:
+    """d loss / d per-token log-probability, with every row's advantage non-zero."""
+    batch["advantages"] = torch.linspace(-1.0, 1.0, batch["advantages"].numel())
+    captured = {}
+    original = trainer._get_per_token_logps_and_entropies
+
+    def capture(*args, **kwargs):
+        logps, entropies, aux = original(*args, **kwargs)
+        logps.retain_grad()
+        captured["logps"] = logps
+        return logps, entropies, aux
+
+    trainer._get_per_token_logps_and_entropies = capture
+    trainer.model.zero_grad()
+    trainer.compute_loss(trainer.model, batch).backward()
+    return captured["logps"].grad
+
+
+@pytest.mark.parametrize("context", ["hinted", "original"])
+def test_original_context_trains_the_forced_prefix(tiny_model_dir, tmp_path, context):
+    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix", hint_loss_context=context)
+    calls = record_generations(trainer)
+    batch = trainer._generate_and_score_completions(batch_inputs(trainer, samples()))
+    (first_prompts, _), (regenerated_prompts, _) = calls
+    assert rows_of(batch["prompt_ids"], batch["prompt_mask"]) == first_prompts  # the prefix is no prompt
+    prefix_length = len(trainer._prefix_ids("negative"))
+    forced = torch.zeros_like(batch["completion_mask"], dtype=torch.bool)
+    forced[:, :prefix_length] = True  # every row was hinted (a random model states no polarity)
+    grad = loss_grad(trainer, batch)
+    if context == "hinted":
+        assert torch.all(batch["tool_mask"][forced] == 0) and torch.all(grad[forced] == 0)
+    else:
+        assert "tool_mask" not in batch or torch.all(batch["tool_mask"][forced] == 1)
+        assert torch.all(grad[forced] != 0)
+
+
+@pytest.mark.parametrize(
+    ("mode", "context", "expected"),
+    [
+        ("prompt", "hinted", [-0.1, -0.2, -0.3]),
+        ("prompt", "original", [None, None, None]),  # sampled under the hinted prompt, trained without it
+        ("prefix", "hinted", ["forced", -0.1, -0.2, -0.3]),
+        ("prefix", "original", ["forced", -0.1, -0.2, -0.3]),  # sampled after the forced tokens, as trained
+    ],
+)
+def test_sampling_logprobs_of_hinted_rows(tiny_model_dir, tmp_path, mode, context, expected):
+    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode=mode, hint_loss_context=context)
+    trainer._generate_single_turn = lambda ids, *args, **kwargs: (
+        [[5, 6, 7]] * len(ids),
+        [[-0.1, -0.2, -0.3]] * len(ids),
+    )
+    inputs = batch_inputs(trainer, samples(n=1))
+    generation = Generation([[1]] * GROUP, [[2]] * GROUP, None, ["x"] * GROUP, [[-1.0]] * GROUP, {}, None, [])
+    trainer._regenerate([0], [x["prompt"] for x in inputs], inputs, generation, mode)
+    forced = [None] * len(trainer._prefix_ids("negative"))
+    assert generation.logprobs[0] == [x for e in expected for x in (forced if e == "forced" else [e])]
+    assert generation.logprobs[1:] == [[-1.0]] * (GROUP - 1)
+
+
+def test_the_hint_schedule_runs_on_the_completion_budget(tiny_model_dir, tmp_path):
+    budget = 48
+    trainer = make_trainer(
+        tiny_model_dir,
+        tmp_path,
+        hint_mode="prefix",
+        hint_schedule="linear",
+        hint_prob_start=1.0,
+        hint_prob_end=0.0,
+        completion_budget=budget,
+        max_steps=100,
+    )
+    trainer.train()
+    logs = [log for log in trainer.state.log_history if "hint/probability" in log]
+    assert len(logs) >= 2 and logs[-1]["completions/generated_total"] >= budget
+    generated_before = [0.0] + [log["completions/generated_total"] for log in logs[:-1]]
+    assert [log["hint/probability"] for log in logs] == pytest.approx([1 - g / budget for g in generated_before])
+
+
+def test_hint_draws_differ_between_the_generation_batches_of_a_step(tiny_model_dir, tmp_path, monkeypatch):
+    keys = []
+    draw = hint_grpo.sample_hinted_groups
+
+    def recording(hard, probability, seed, batch):
+        keys.append(batch)
+        return draw(hard, probability, seed, batch)
+
+    monkeypatch.setattr(hint_grpo, "sample_hinted_groups", recording)
+    trainer = make_trainer(
+        tiny_model_dir,
+        tmp_path,
+        dataset=samples(n=4),
+        gradient_accumulation_steps=2,
+        steps_per_generation=1,
+        hint_prob_start=0.5,
+    )
+    trainer.train()
+    assert keys == [0, 1, 2, 3]  # two generation batches in each of the two optimizer steps
+
+
+def test_length_metrics_and_token_count_describe_the_trained_completions(tiny_model_dir, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix")
+    record_generations(trainer)
+    batch = trainer._generate_and_score_completions(batch_inputs(trainer, samples()))
+    trained = (batch["completion_mask"] * batch["tool_mask"]).sum(dim=1).float()  # the forced tokens are context
+    metrics = trainer._metrics["train"]
+    assert metrics["completions/mean_length"] == [pytest.approx(trained.mean().item())]
+    assert metrics["completions/max_length"] == [trained.max().item()]
+    assert metrics["num_tokens"] == [batch["prompt_mask"].sum().item() + trained.sum().item()]
+
+
+def test_the_model_card_names_the_method(tiny_model_dir, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tmp_path)
+    trainer.create_model_card(model_name="tiny-hint-grpo")
+    card = (tmp_path / "README.md").read_text()
+    assert "Hint-GRPO" in card and "2503.23905" in card and "huang2025hintgrpo" in card
+    assert "- hintgrpo" in card and "- hint-grpo" in card

@@ -4,10 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
-def test_two_processes_with_hard_groups_on_one_rank_only(tiny_model_dir, tmp_path):
+def test_two_processes_with_hard_groups_on_one_rank_and_a_mixed_group_across_ranks(tiny_model_dir, tmp_path):
     command = [
         sys.executable,
         "-m",
@@ -21,13 +23,24 @@ def test_two_processes_with_hard_groups_on_one_rank_only(tiny_model_dir, tmp_pat
         str(tmp_path),
     ]
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"}
+        command, capture_output=True, text=True, timeout=900, env=os.environ | {"OMP_NUM_THREADS": "1"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    (line,) = [line for line in result.stdout.splitlines() if line.startswith("HINT_LOGS ")]
-    logs = json.loads(line.removeprefix("HINT_LOGS "))
+    printed = dict(line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith(("HINT_", "MIX_")))
+
+    logs = json.loads(printed["HINT_LOGS"])
     assert len(logs) == 2
     for log in logs:
         # Half the groups (the one on rank 1) are hard and hinted; the hint is logged from gathered rewards.
         assert log["hint/hard_group_frac"] == 0.5 and log["hint/hinted_group_frac"] == 0.5
         assert log["hint/reward_before"] == 0.0
+
+    mixed = json.loads(printed["MIX_LOGS"])
+    assert [log["completions/generated_total"] for log in mixed] == [5.0, 10.0]  # 4 rows, then 1 hinted row
+    for log in mixed:
+        assert log["hint/hinted_group_frac"] == 1.0
+        assert log["hint/reward_before"] == 0.0 and log["hint/reward_after"] == 1.0
+        assert log["hint/nonzero_std_after_frac"] == 1.0
+    # The group's polarity rewards are [0, 0, 0, 1] over both ranks: mean 0.25, std 0.5 (unbiased).
+    advantages = json.loads(printed["MIX_ADVANTAGES"])
+    assert advantages == pytest.approx([-0.25 / 0.5001] * 3 + [0.75 / 0.5001], abs=1e-4)

@@ -1,21 +1,43 @@
-"""`HintGRPOTrainer`: TRL's GRPOTrainer that hints hard groups and re-samples them (DESIGN §5, §6).
+"""`HintGRPOTrainer`: TRL's GRPOTrainer that hints hard groups and re-samples them.
 
 The hint step sits inside TRL's own generation hook (`_generate`): after a batch is generated it is
-scored, the hard groups are found on the rewards gathered from every process, and only their rows are
+scored, the hard groups are found on the rewards gathered from every process, and their rows are
 regenerated with the hint. TRL then scores the final completions and computes every advantage as
 usual, so a hinted group's advantages come from its new rewards and `hint_mode="none"` is exactly
-TRL's GRPO. Forced prefix tokens are returned with a zero `tool_mask`, which TRL keeps as context in
-the forward pass and leaves out of the loss.
+TRL's GRPO. `hint_group="replace"` regenerates every row of a hinted group; `"mix"` regenerates its last
+`hint_rows` rows and keeps the failed others, whose negative advantages then stay in the update (LUFFY,
+arXiv 2504.14945, mixes its off-policy traces into the on-policy group the same way).
+
+What a hinted row is trained as (`hint_loss_context`):
+
+- `"hinted"`: the completion of the context it was sampled in. Forced prefix tokens are returned with a
+  zero `tool_mask`, which TRL keeps as context in the forward pass and leaves out of the loss; in prompt
+  mode the loss's prompt holds the hint sentence. The row is on-policy for that context, so TRL's
+  importance ratio, clipping and sampling log-probabilities apply unchanged.
+- `"original"`: the completion of the unhinted prompt: the forced tokens are trained (`tool_mask` 1) and
+  in prompt mode the loss's prompt is the original one. The row was not sampled from the policy on that
+  prompt, so it is off-policy. Its importance ratio is TRL's π_θ(y|x) / π_old(y|x) on the unhinted
+  context (π_old: the policy before the update, which is `per_token_logps.detach()` when generation and
+  optimisation are aligned, so the ratio is 1 and clipping inactive). The hinted behaviour policy is not
+  divided out: the sampling log-probabilities of tokens sampled under another context (every token in
+  prompt mode, the forced ones in prefix mode) are dropped (NaN), which TRL's vLLM importance-sampling
+  correction and off-policy mask read as ratio 1. The row gets a plain advantage-weighted
+  ∇log π_θ(y|x) update: like LUFFY's off-policy term it is neither clipped nor weighted by the behaviour
+  policy, without LUFFY's policy shaping. Guide-GRPO's correction (arXiv 2506.13923), π_θ(y|x) over the
+  hinted π_old(y|x, h), is not applied: it would shrink the update on exactly the tokens the unhinted
+  policy finds unlikely, which are the ones the hint is there to teach.
 
 DAPO-style dynamic sampling (`dynamic_sampling=True`) runs on the same hook: groups whose rewards are
 all equal are replaced by groups of fresh prompts from the training set, up to `max_refill_rounds` times.
 
 Every generated completion is counted (`completions/generated_total`), and `completion_budget` stops training
-once the count reaches it, so methods that re-sample can be compared at equal generation cost.
+once the count reaches it, so methods that re-sample can be compared at equal generation cost. TRL's
+`completions/*` length metrics and `num_tokens` are recomputed on the rows as they are trained.
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +49,8 @@ from hintgrpo.hints import (
     hint_prefix,
     hint_probability,
     hint_prompt,
+    hint_reveals_label,
+    hinted_rows,
     rank_agnostic_generator,
     sample_hinted_groups,
 )
@@ -49,14 +73,16 @@ class Generation:
     images: list | None
     tool_images: list
 
-    def replace(self, row: int, prompt_ids: list, forced: list, new: list, logprobs, text: str) -> None:
-        """Row `row` becomes `forced + new` after `prompt_ids`; forced tokens are context, not trained on."""
-        if forced and self.tool_mask is None:
+    def replace(
+        self, row: int, prompt_ids: list, forced: list, new: list, logprobs: list, text: str, train_forced: bool
+    ) -> None:
+        """Row `row` becomes `forced + new` after `prompt_ids`; the forced tokens are context unless `train_forced`."""
+        if forced and not train_forced and self.tool_mask is None:
             self.tool_mask = [[1] * len(ids) for ids in self.completion_ids]
         self.prompt_ids[row] = prompt_ids
         self.completion_ids[row] = forced + new
         if self.tool_mask is not None:
-            self.tool_mask[row] = [0] * len(forced) + [1] * len(new)
+            self.tool_mask[row] = [int(train_forced)] * len(forced) + [1] * len(new)
         conversational = not isinstance(self.completions[row], str)
         self.completions[row] = [{"role": "assistant", "content": text}] if conversational else text
         if self.logprobs is not None:
@@ -78,7 +104,33 @@ class Generation:
 class HintGRPOTrainer(GRPOTrainer):
     """GRPO with discrimination hints for hard groups, optional dynamic sampling, and per-sample `weight`s."""
 
-    refills_media = False  # whether a refilled row's media reach its new prompt (MultimodalHintGRPOTrainer)
+    _tag_names = ["trl", "grpo", "hintgrpo", "hint-grpo"]
+    _name = "Hint-GRPO"
+    _paper = {
+        "title": "Boosting MLLM Reasoning with Text-Debiased Hint-GRPO",
+        "id": "2503.23905",
+        # docstyle-ignore
+        "citation": textwrap.dedent("""\
+            @inproceedings{huang2025hintgrpo,
+                title        = {{Boosting MLLM Reasoning with Text-Debiased Hint-GRPO}},
+                author       = {Qihan Huang and Weilong Dai and Jinlong Liu and Wanggui He and Hao Jiang and Mingli Song
+                                and Jingyuan Chen and Chang Yao and Jie Song},
+                booktitle    = {International Conference on Computer Vision (ICCV)},
+                year         = 2025,
+                eprint       = {arXiv:2503.23905},
+            }
+            @article{shao2024deepseekmath,
+                title        = {{DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models}},
+                author       = {Zhihong Shao and Peiyi Wang and Qihao Zhu and Runxin Xu and Junxiao Song
+                                and Mingchuan Zhang and Y. K. Li and Y. Wu and Daya Guo},
+                year         = 2024,
+                eprint       = {arXiv:2402.03300},
+            }"""),
+    }
+
+    # Whether the trainer moves each row's media into its prompts itself (MultimodalHintGRPOTrainer): refilled rows
+    # then get their media, and the loss's media inputs follow the prompts as they are trained.
+    carries_media = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -86,18 +138,39 @@ class HintGRPOTrainer(GRPOTrainer):
             raise TypeError(f"HintGRPOTrainer needs a HintGRPOConfig, got {type(self.args).__name__}")
         if self._resamples and (self.tools or self.rollout_func is not None):
             raise ValueError("hints and dynamic sampling are not supported with tools or a custom rollout_func")
-        columns = set(getattr(self.train_dataset, "column_names", None) or [])
-        if self.args.hint_mode == "prefix" and "polarity" in columns:
+        self._check_dataset(set(getattr(self.train_dataset, "column_names", None) or []))
+        self._batch_inputs: list[dict] | None = None
+        self._pending_hint: dict | None = None
+        self.generated_completions = 0  # over all processes; restored from the log history on resume
+
+    def _check_dataset(self, columns: set[str]) -> None:
+        """Refuse the option combinations the training set makes wrong (nothing is known of a streamed dataset)."""
+        args, has_images = self.args, bool(columns & {"image", "images"})
+        if args.hint_mode != "none" and columns:
+            if "polarity" not in columns:
+                raise ValueError(f"hint_mode={args.hint_mode!r} needs a 'polarity' column (the gold coarse result)")
+            if not args.allow_label_hints and "task" in columns:
+                revealing = sorted(t for t in set(self.train_dataset["task"]) if hint_reveals_label(get_task(t)))
+                if revealing:
+                    raise ValueError(
+                        f"on {revealing} the coarse result a hint states is the label, so the hint is the answer: "
+                        "use hint_mode='none', or allow_label_hints=True to hint anyway"
+                    )
+        if args.hint_mode == "prefix" and "polarity" in columns:
             self._check_prefix_fits(set(self.train_dataset["polarity"]))
-        if self.args.dynamic_sampling and not self.refills_media and columns & {"image", "images"}:
+        if args.dynamic_sampling and not self.carries_media and has_images:
             # TRL puts a row's images into its prompt before generation; a refilled row would come without them.
             raise ValueError(
                 "dynamic_sampling with an image column needs MultimodalHintGRPOTrainer "
                 "(recipes/hint_grpo.py --modality_route native), which gives refilled rows their images"
             )
-        self._batch_inputs: list[dict] | None = None
-        self._pending_hint: dict | None = None
-        self.generated_completions = 0  # over all processes; restored from the log history on resume
+        if args.hint_mode == "prompt" and args.hint_loss_context == "hinted" and not self.carries_media and has_images:
+            # TRL builds the loss's image inputs (token type ids included) from the unhinted prompts.
+            raise ValueError(
+                "hint_mode='prompt' with an image column trains on the hinted prompt, whose image inputs TRL does "
+                "not build: use hint_loss_context='original' (the loss sees the unhinted prompt) or "
+                "MultimodalHintGRPOTrainer (recipes/hint_grpo.py --modality_route native)"
+            )
 
     def _prefix_ids(self, polarity: str) -> list[int]:
         """The forced opening of a prefix-hinted completion that states `polarity`."""
@@ -115,40 +188,95 @@ class HintGRPOTrainer(GRPOTrainer):
     def _resamples(self) -> bool:
         return self.args.hint_mode != "none" or self.args.dynamic_sampling
 
+    @property
+    def _generation_batch(self) -> int:
+        """Index of the current generation batch (micro-step), the same on every rank and after a resume.
+
+        Several generation batches can fall in one optimizer step (gradient accumulation), so the step alone
+        would repeat the hint and refill draws; TRL resumes at a step boundary with its micro-step count at 0.
+        """
+        accumulation = self.args.gradient_accumulation_steps
+        return self.state.global_step * accumulation + self._step % accumulation
+
+    def _training_progress(self) -> float:
+        """How far training is, 0 to 1: by generated completions under a completion budget, else by steps."""
+        if self.args.completion_budget is not None:
+            return self.generated_completions / self.args.completion_budget
+        return self.state.global_step / self.state.max_steps if self.state.max_steps > 0 else 0.0
+
     def _generate_and_score_completions(self, inputs):
         self._batch_inputs = inputs
         try:
             output = super()._generate_and_score_completions(inputs)
         finally:
             self._batch_inputs = None
-        weights = torch.tensor([float(x.get("weight", 1.0)) for x in inputs], device=output["advantages"].device)
-        if not torch.all(weights == 1.0):
+        if "weight" in inputs[0]:
+            weights = torch.tensor([float(x["weight"]) for x in inputs], device=output["advantages"].device)
             output["advantages"] = output["advantages"] * weights
+            # TRL logged the whole batch's unweighted advantages last; the completions table shows the trained ones.
+            logged, scaled = self._logs["advantages"], self.accelerator.gather(output["advantages"]).tolist()
+            count = min(len(scaled), len(logged))
+            for _ in range(count):
+                logged.pop()
+            logged.extend(scaled[len(scaled) - count :])
         return output
 
     def _generate(self, prompts: list):
+        if not self.model.training:
+            return super()._generate(prompts)
+        self._restore_generated_count()
+        progress, tokens_seen = self._training_progress(), self.state.num_input_tokens_seen
         generated = super()._generate(prompts)
-        if self.model.training:
-            self._count_generated(len(prompts) * self.accelerator.num_processes)
-        if not self._resamples or not self.model.training or self._batch_inputs is None:
+        self._count_generated(len(prompts) * self.accelerator.num_processes)
+        if not self._resamples or self._batch_inputs is None:
             return generated
         generation = Generation(*(list(x) if isinstance(x, list) else x for x in generated))
         if self.args.hint_mode != "none":
-            self._hint_hard_groups(prompts, self._batch_inputs, generation)
+            self._hint_hard_groups(prompts, self._batch_inputs, generation, progress)
         if self.args.dynamic_sampling:
             self._refill_zero_variance_groups(prompts, self._batch_inputs, generation)
+        self._log_trained_lengths(generation, tokens_seen)
         return generation.as_tuple()
 
-    def _count_generated(self, count: int) -> None:
+    def _restore_generated_count(self) -> None:
         if self.generated_completions == 0 and self.state.global_step > 0:  # resumed from a checkpoint
             logged = [
                 e["completions/generated_total"] for e in self.state.log_history if "completions/generated_total" in e
             ]
             self.generated_completions = int(logged[-1]) if logged else 0
+
+    def _count_generated(self, count: int) -> None:
         self.generated_completions += count
         budget = self.args.completion_budget
         if budget is not None and self.generated_completions >= budget:
             self.control.should_training_stop = True  # after this step: every process counts the same
+
+    def _log_trained_lengths(self, generation: Generation, tokens_seen: int) -> None:
+        """Redo TRL's length metrics and token count, which `_generate` took before rows were replaced."""
+        device = self.accelerator.device
+        prompt_lengths = torch.tensor([len(ids) for ids in generation.prompt_ids], device=device)
+        if generation.tool_mask is not None:  # TRL counts the trained (tool_mask 1) tokens only
+            lengths = torch.tensor([sum(mask) for mask in generation.tool_mask], device=device)
+        else:
+            lengths = torch.tensor([len(ids) for ids in generation.completion_ids], device=device)
+        eos_and_pad = [*self.eos_token_ids, self._tokenizer.pad_token_id]
+        truncated = torch.tensor([ids[-1] not in eos_and_pad for ids in generation.completion_ids], device=device)
+        prompt_lengths, lengths = self.accelerator.gather(prompt_lengths), self.accelerator.gather(lengths).float()
+        truncated = self.accelerator.gather(truncated)
+        self.state.num_input_tokens_seen = tokens_seen + (prompt_lengths.sum() + lengths.sum()).item()
+        terminated = lengths[~truncated] if not truncated.all() else torch.zeros(1, device=device)
+        metrics = self._metrics["train"]
+        metrics["num_tokens"] = [self.state.num_input_tokens_seen]
+        for name, value in (
+            ("mean_length", lengths.mean()),
+            ("min_length", lengths.min()),
+            ("max_length", lengths.max()),
+            ("clipped_ratio", truncated.float().mean()),
+            ("mean_terminated_length", terminated.mean()),
+            ("min_terminated_length", terminated.min()),
+            ("max_terminated_length", terminated.max()),
+        ):
+            metrics[f"completions/{name}"][-1] = value.item()
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self.model.training:  # a running total: TRL would average it over the logging window
@@ -174,12 +302,12 @@ class HintGRPOTrainer(GRPOTrainer):
         rewards = self._calculate_rewards(inputs, prompts, generation.completions, generation.completion_ids)
         return self._total_rewards(rewards)
 
-    def _local_rows(self, groups: torch.Tensor, batch_size: int) -> list[int]:
-        """Indices into this process's rows of the flagged groups (a group may span processes)."""
+    def _local_rows(self, rows: torch.Tensor, batch_size: int) -> list[int]:
+        """Indices into this process's rows of the flagged rows of the global batch (a group may span processes)."""
         offset = self.accelerator.process_index * batch_size
-        return [i for i in range(batch_size) if groups[(offset + i) // self.num_generations]]
+        return [i for i in range(batch_size) if rows[offset + i]]
 
-    def _hint_hard_groups(self, prompts: list, inputs: list[dict], generation: Generation) -> None:
+    def _hint_hard_groups(self, prompts: list, inputs: list[dict], generation: Generation, progress: float) -> None:
         device, group_size = self.accelerator.device, self.num_generations
         total = self._score(prompts, inputs, generation)
         correct = torch.tensor(
@@ -192,13 +320,9 @@ class HintGRPOTrainer(GRPOTrainer):
         correct = self.accelerator.gather(correct)
         hard = hard_groups(correct, total, group_size, self.args.hint_trigger, self.args.hint_reward_threshold)
         probability = hint_probability(
-            self.state.global_step,
-            self.state.max_steps,
-            self.args.hint_schedule,
-            self.args.hint_prob_start,
-            self.args.hint_prob_end,
+            progress, self.args.hint_schedule, self.args.hint_prob_start, self.args.hint_prob_end
         )
-        hinted = sample_hinted_groups(hard, probability, self.args.seed, self.state.global_step)
+        hinted = sample_hinted_groups(hard, probability, self.args.seed, self._generation_batch)
 
         metrics = self._metrics["train"]
         metrics["hint/hard_group_frac"].append(hard.float().mean().item())
@@ -208,9 +332,9 @@ class HintGRPOTrainer(GRPOTrainer):
         metrics["hint/zero_std_group_frac_before"].append(zero_std_before.float().mean().item())
         if not hinted.any():  # the same answer on every rank: all skip the collective calls below together
             return
-        self._regenerate(self._local_rows(hinted, len(prompts)), prompts, inputs, generation, self.args.hint_mode)
-        row_hinted = hinted.repeat_interleave(group_size)
-        self._pending_hint = {"hinted": hinted, "row_hinted": row_hinted, "reward_before": total[row_hinted]}
+        rows = hinted_rows(hinted, group_size, self.args.hint_group, self.args.hint_rows)
+        self._regenerate(self._local_rows(rows, len(prompts)), prompts, inputs, generation, self.args.hint_mode)
+        self._pending_hint = {"hinted": hinted, "rows": rows, "reward_before": total[rows]}
 
     def _refill_zero_variance_groups(self, prompts: list, inputs: list[dict], generation: Generation) -> None:
         """DAPO dynamic sampling: swap groups without reward variance for groups of fresh training prompts."""
@@ -220,9 +344,9 @@ class HintGRPOTrainer(GRPOTrainer):
             if round_index == self.args.max_refill_rounds or not dead.any():
                 break
             # Every process that holds part of a group must pick the same fresh prompt for it.
-            generator = rank_agnostic_generator(self.args.seed, self.state.global_step, draw=1 + round_index)
+            generator = rank_agnostic_generator(self.args.seed, self._generation_batch, draw=1 + round_index)
             replacements = torch.randint(len(self.train_dataset), (dead.numel(),), generator=generator)
-            rows = self._local_rows(dead, len(prompts))
+            rows = self._local_rows(dead.repeat_interleave(group_size), len(prompts))
             offset = self.accelerator.process_index * len(prompts)
             for row in rows:
                 inputs[row] = dict(self.train_dataset[int(replacements[(offset + row) // group_size])])
@@ -243,7 +367,8 @@ class HintGRPOTrainer(GRPOTrainer):
         padded_count = int(counts.max().item())
         self._count_generated(int(counts.sum().item()))
         padded_rows = rows + [rows[0] if rows else 0] * (padded_count - len(rows))
-        polarities = [inputs[i]["polarity"] for i in padded_rows]
+        # A refill ("none") needs no polarity, and the dataset may have none.
+        polarities = [inputs[i]["polarity"] if mode != "none" else None for i in padded_rows]
         if mode == "prompt":
             conversations = [
                 hint_prompt(prompts[i], polarity, self.args.hint_template)
@@ -256,16 +381,25 @@ class HintGRPOTrainer(GRPOTrainer):
         generation_ids = [list(p) + f for p, f in zip(prompt_ids, forced, strict=True)]
         new_ids, new_logprobs = self._generate_single_turn(generation_ids, images, multimodal_fields, 1)
         new_logprobs = new_logprobs if new_logprobs is not None else [[] for _ in new_ids]
+        original = mode != "none" and self.args.hint_loss_context == "original"
         for k, row in enumerate(rows):
             # Generation ran with the full budget after the forced tokens; the whole completion must fit it.
             kept = max(self.max_completion_length - len(forced[k]), 0)
             new, logprobs = list(new_ids[k])[:kept], new_logprobs[k][:kept]
             text = self.processing_class.decode(forced[k] + new, skip_special_tokens=True)
-            generation.replace(row, list(prompt_ids[k]), forced[k], new, logprobs, text)
+            if original:
+                # Trained after the row's unhinted prompt (its ids from the first generation). In prompt mode
+                # every token was sampled after the hint sentence: none has a sampling log-probability under it.
+                row_prompt_ids = generation.prompt_ids[row]
+                if mode == "prompt":
+                    logprobs = [None] * len(logprobs)
+            else:
+                row_prompt_ids = list(prompt_ids[k])
+            generation.replace(row, row_prompt_ids, forced[k], new, logprobs, text, train_forced=original)
 
     def _log_rewards_after_hint(self, total_after: torch.Tensor, pending: dict) -> None:
         metrics = self._metrics["train"]
         metrics["hint/reward_before"].append(torch.nanmean(pending["reward_before"]).item())
-        metrics["hint/reward_after"].append(torch.nanmean(total_after[pending["row_hinted"]]).item())
+        metrics["hint/reward_after"].append(torch.nanmean(total_after[pending["rows"]]).item())
         gained = group_has_variance(total_after, self.num_generations)[pending["hinted"]]
         metrics["hint/nonzero_std_after_frac"].append(gained.float().mean().item())

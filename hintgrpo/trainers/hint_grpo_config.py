@@ -1,4 +1,4 @@
-"""`HintGRPOConfig`: TRL's GRPOConfig plus the hint options (DESIGN §5)."""
+"""`HintGRPOConfig`: TRL's GRPOConfig plus the hint, dynamic-sampling and budget options."""
 
 from __future__ import annotations
 
@@ -10,16 +10,68 @@ from trl.import_utils import is_vllm_available
 HINT_MODES = ("none", "prefix", "prompt")
 HINT_TRIGGERS = ("polarity", "reward")
 HINT_SCHEDULES = ("constant", "linear", "cosine")
+HINT_GROUPS = ("replace", "mix")
+HINT_LOSS_CONTEXTS = ("hinted", "original")
 
 
 @dataclass
 class HintGRPOConfig(GRPOConfig):
+    r"""
+    Configuration class for [`HintGRPOTrainer`]: every option of TRL's `GRPOConfig`, plus the ones below.
+
+    Parameters:
+        > Parameters that control the hint
+
+        hint_mode (`str`, *optional*, defaults to `"prefix"`):
+            How hard groups are hinted: `"prefix"` forces the gold discrimination opening at the start of the
+            completion, `"prompt"` adds `hint_template` to the user turn, `"none"` is plain GRPO.
+        hint_trigger (`str`, *optional*, defaults to `"polarity"`):
+            When a group is hard: `"polarity"` = no completion states the gold polarity; `"reward"` = the best total
+            reward of the group is below `hint_reward_threshold`.
+        hint_reward_threshold (`float`, *optional*, defaults to `1.0`):
+            Total-reward threshold of the `"reward"` trigger.
+        hint_schedule (`str`, *optional*, defaults to `"constant"`):
+            How the probability of hinting a hard group moves from `hint_prob_start` to `hint_prob_end` over training
+            (`"constant"`, `"linear"` or `"cosine"`). Training progress is generated completions / `completion_budget`
+            when a budget is set, else step / max_steps.
+        hint_prob_start (`float`, *optional*, defaults to `1.0`):
+            Probability of hinting a hard group at the start of training.
+        hint_prob_end (`float`, *optional*, defaults to `1.0`):
+            Probability of hinting a hard group at the end of training (non-constant schedules).
+        hint_template (`str`, *optional*, defaults to `"Hint: the coarse result is {polarity}."`):
+            Sentence appended to the user turn in `"prompt"` mode; `{polarity}` is the gold coarse result.
+        hint_group (`str`, *optional*, defaults to `"replace"`):
+            What a hinted group trains on: `"replace"` = `num_generations` hinted completions instead of the failed
+            ones; `"mix"` = `hint_rows` hinted completions and the other failed ones, whose negative advantages stay
+            in the update.
+        hint_rows (`int`, *optional*, defaults to `1`):
+            Rows of a hinted group regenerated with the hint under `hint_group="mix"` (1 to `num_generations` - 1).
+        hint_loss_context (`str`, *optional*, defaults to `"hinted"`):
+            What a hinted row is trained as. `"hinted"`: the completion of the hinted context (the forced prefix is
+            context without loss; in prompt mode the loss sees the hint sentence). `"original"`: the completion of the
+            unhinted prompt (the forced prefix is trained; in prompt mode the hint is absent from the loss's prompt),
+            an off-policy row trained with importance ratio 1 against the unhinted policy (see `HintGRPOTrainer`).
+        allow_label_hints (`bool`, *optional*, defaults to `False`):
+            Allow hints on tasks whose coarse result determines the label (MELD sentiment, MUStARD), where the hint
+            hands the model its answer. Refused at trainer init otherwise.
+
+        > Parameters that control dynamic sampling and the generation budget
+
+        dynamic_sampling (`bool`, *optional*, defaults to `False`):
+            DAPO dynamic sampling: replace groups whose rewards are all equal (after any hint) with groups of fresh
+            training prompts.
+        max_refill_rounds (`int`, *optional*, defaults to `2`):
+            Most rounds of dynamic-sampling refills per generation batch.
+        completion_budget (`int`, *optional*):
+            Stop training once this many completions have been generated (over all processes, hinted and refilled ones
+            included), so methods that re-sample compare at equal generation cost.
+    """
+
     hint_mode: str = field(
         default="prefix",
         metadata={
             "help": "How hard groups are hinted: 'prefix' forces the gold discrimination opening at the start of the "
-            "completion (masked out of the loss), 'prompt' adds a hint sentence to the user turn, 'none' is plain "
-            "GRPO.",
+            "completion, 'prompt' adds a hint sentence to the user turn, 'none' is plain GRPO.",
             "choices": list(HINT_MODES),
         },
     )
@@ -38,17 +90,49 @@ class HintGRPOConfig(GRPOConfig):
         default="constant",
         metadata={
             "help": "How the probability of hinting a hard group moves from hint_prob_start to hint_prob_end over "
-            "training.",
+            "training (progress: generated completions / completion_budget when a budget is set, else step / "
+            "max_steps).",
             "choices": list(HINT_SCHEDULES),
         },
     )
-    hint_prob_start: float = field(default=1.0, metadata={"help": "Probability of hinting a hard group at step 0."})
+    hint_prob_start: float = field(
+        default=1.0, metadata={"help": "Probability of hinting a hard group at the start of training."}
+    )
     hint_prob_end: float = field(
-        default=1.0, metadata={"help": "Probability of hinting a hard group at the last step (non-constant schedules)."}
+        default=1.0,
+        metadata={"help": "Probability of hinting a hard group at the end of training (non-constant schedules)."},
     )
     hint_template: str = field(
         default="Hint: the coarse result is {polarity}.",
         metadata={"help": "Sentence appended to the user turn in 'prompt' mode; {polarity} is the gold coarse result."},
+    )
+    hint_group: str = field(
+        default="replace",
+        metadata={
+            "help": "What a hinted group trains on: 'replace' = num_generations hinted completions instead of the "
+            "failed ones; 'mix' = hint_rows hinted completions and the other failed ones.",
+            "choices": list(HINT_GROUPS),
+        },
+    )
+    hint_rows: int = field(
+        default=1,
+        metadata={"help": "Rows of a hinted group regenerated with the hint under hint_group='mix'."},
+    )
+    hint_loss_context: str = field(
+        default="hinted",
+        metadata={
+            "help": "What a hinted row is trained as: 'hinted' = the completion of the hinted context (forced prefix "
+            "not trained, hint sentence in the loss's prompt); 'original' = the completion of the unhinted prompt "
+            "(forced prefix trained, no hint sentence), an off-policy row with importance ratio 1.",
+            "choices": list(HINT_LOSS_CONTEXTS),
+        },
+    )
+    allow_label_hints: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow hints on tasks whose coarse result determines the label (meld_sentiment, mustard), "
+            "where the hint hands the model its answer."
+        },
     )
 
     dynamic_sampling: bool = field(
@@ -75,6 +159,8 @@ class HintGRPOConfig(GRPOConfig):
             ("hint_mode", self.hint_mode, HINT_MODES),
             ("hint_trigger", self.hint_trigger, HINT_TRIGGERS),
             ("hint_schedule", self.hint_schedule, HINT_SCHEDULES),
+            ("hint_group", self.hint_group, HINT_GROUPS),
+            ("hint_loss_context", self.hint_loss_context, HINT_LOSS_CONTEXTS),
             ("vllm_mode", self.vllm_mode, ("server", "colocate")),  # TRL does not check it
         ):
             if value not in allowed:
@@ -82,6 +168,11 @@ class HintGRPOConfig(GRPOConfig):
         for name in ("hint_prob_start", "hint_prob_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} must be a probability in [0, 1]")
+        if self.hint_group == "mix" and not 1 <= self.hint_rows < self.num_generations:
+            raise ValueError(
+                f"hint_rows={self.hint_rows} must be at least 1 and below num_generations={self.num_generations} "
+                "with hint_group='mix' (all rows hinted is hint_group='replace')"
+            )
         if self.completion_budget is not None and self.completion_budget < 1:
             raise ValueError(f"completion_budget={self.completion_budget} must be positive")
         if self.max_refill_rounds < 1:

@@ -114,7 +114,7 @@ class MultimodalGRPOTrainer(MultimodalGRPOMixin, GRPOTrainer):
 class MultimodalHintGRPOTrainer(MultimodalGRPOMixin, HintGRPOTrainer):
     """`HintGRPOTrainer` with media: hinted and refilled rows keep (or get) their rows' media."""
 
-    refills_media = True
+    carries_media = True
 
     def _regenerate(self, rows, prompts, inputs, generation, mode):
         for row in rows:  # a refilled row is a fresh dataset row whose media are still columns
