@@ -200,7 +200,15 @@ class GRPOScriptArguments(MultimodalArguments, PromptArguments, DataArguments):
         metadata={"help": "Reward names from hintgrpo.rewards (weights: --reward_weights, or --<name>_weight)."},
     )
     regression_tau: float | None = field(
-        default=None, metadata={"help": "Error at which the regression reward reaches 0 (default: range / 4)."}
+        default=None,
+        metadata={"help": "Error at which the regression reward reaches 0 (default: regression_tau_std label stds)."},
+    )
+    regression_tau_std: float = field(
+        default=1.5,
+        metadata={
+            "help": "Without regression_tau, the regression reward reaches 0 at this many standard deviations of "
+            "the task's training labels (1.5 on EmoBank: 0.79; always answering 0 then earns 0.60, not 0.76)."
+        },
     )
     # One scalar per reward: W&B sweeps pass a list as the single argument "--reward_weights=[0.5, 1.0]", which no
     # argument parser reads, so sweeps tune these instead.

@@ -13,18 +13,21 @@ from trl import ModelConfig, TrlParser, get_peft_config
 
 from hintgrpo.configs import GRPOScriptArguments
 from hintgrpo.multimodal.loading import multimodal_trainer_inputs
-from hintgrpo.rewards import get_reward_funcs
+from hintgrpo.rewards import fit_reward_scales, get_reward_funcs
 from hintgrpo.trainers import HintGRPOConfig, HintGRPOTrainer
 from hintgrpo.trainers.multimodal_grpo import MultimodalHintGRPOTrainer
 from hintgrpo.training import model_init_kwargs, model_path, prompt_dataset, resolve_prompt_style, train_and_save
 
 
 def main(script_args: GRPOScriptArguments, training_args: HintGRPOConfig, model_args: ModelConfig) -> None:
-    reward_funcs = get_reward_funcs(script_args.reward_funcs, script_args.regression_tau)
+    reward_funcs = get_reward_funcs(
+        script_args.reward_funcs, script_args.regression_tau, script_args.regression_tau_std
+    )
     training_args.reward_weights = script_args.resolve_reward_weights(training_args.reward_weights)
     model = model_path(model_args, training_args)
     resolve_prompt_style(script_args, model)
     train_dataset = prompt_dataset(script_args)
+    fit_reward_scales(reward_funcs, train_dataset)
     eval_dataset = None
     if training_args.eval_strategy != "no":
         eval_dataset = prompt_dataset(replace(script_args, split=script_args.eval_split))

@@ -1,8 +1,9 @@
 import pytest
 from datasets import Dataset
 
+from hintgrpo.data.loaders import load_task_dataset
 from hintgrpo.reasoning import render
-from hintgrpo.rewards import REWARDS, completion_text, get_reward_funcs
+from hintgrpo.rewards import REWARDS, completion_text, fit_reward_scales, get_reward_funcs
 
 GOOD = render("negative", "complaint", "mild", -1.4)
 WRONG_POLARITY = render("positive", "praise", "strong", 2.5)
@@ -34,6 +35,33 @@ def test_regression_reward_default_tau_is_quarter_range():
 def test_regression_tau_is_configurable():
     (func,) = get_reward_funcs(["regression"], regression_tau=0.2)
     assert func([GOOD], task=["emobank"], label=[-1.5]) == pytest.approx([0.5])
+
+
+def test_regression_tau_follows_the_training_label_spread():
+    train = Dataset.from_list(
+        [{"task": "emobank", "label": label} for label in (-0.5, 0.5)] + [{"task": "meld_sentiment", "label": 0.0}]
+    )
+    format_func, regression, given_tau = get_reward_funcs(["format", "regression"]) + get_reward_funcs(
+        ["regression"], regression_tau=0.2
+    )
+    fit_reward_scales([format_func, regression, given_tau], train)
+    # Label std 0.5, tau = 1.5 std = 0.75: |-1.4 + 1.5| = 0.1 -> 1 - 0.1 / 0.75. A given tau wins.
+    assert regression([GOOD], task=["emobank"], label=[-1.5]) == pytest.approx([1 - 0.1 / 0.75])
+    assert given_tau([GOOD], task=["emobank"], label=[-1.5]) == pytest.approx([0.5])
+    assert regression.__name__ == "regression_reward"  # TRL names the reward's metrics by it
+
+
+def test_a_constant_answer_earns_little_on_emobank(real_data_dir):
+    """EmoBank labels cluster near 0: a tau of the score range pays always answering 0 most of the reward."""
+    train = load_task_dataset("emobank", real_data_dir, "train")
+    labels = train["label"]
+    zero = render("neutral", "e", "c", 0.0)
+    (range_tau,) = get_reward_funcs(["regression"])
+    (spread_tau,) = get_reward_funcs(["regression"])
+    fit_reward_scales([spread_tau], train)
+    columns = {"completions": [zero] * len(labels), "task": train["task"], "label": labels}
+    assert sum(range_tau(**columns)) / len(labels) == pytest.approx(0.763, abs=1e-3)
+    assert sum(spread_tau(**columns)) / len(labels) == pytest.approx(0.604, abs=1e-3)
 
 
 def test_consistency_reward():
