@@ -12,53 +12,83 @@ hintgrpo score --input DIR|COT.jsonl --output_dir O [--min_weight 0.1]
 hintgrpo rewrite --input DIR --output_dir O [--rewrite_threshold 0.5] [--teacher_backend ...]
 hintgrpo models prepare smollm2-135m-instruct [--output_dir DIR] [--force]
 hintgrpo models tiny OUT [--arch qwen2|llama]
+hintgrpo --version
+
+`hintgrpo COMMAND --help` lists a command's options. A mistake in the options or the data ends in one `error:`
+line; HINTGRPO_DEBUG=1 shows its traceback instead.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
+import os
+import pickle
 import sys
+from collections.abc import Callable
+from importlib.metadata import version
+
+from trl import TrlParser
+
+
+class UsageError(ValueError):
+    """A bad command line."""
+
+
+class Parser(TrlParser):
+    """TRL's parser (dataclass options, a YAML file via --config) that reports a bad option in one line.
+
+    argparse would print the whole usage first: hundreds of options for a training config.
+    """
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """What a user's options, data or set-up can raise; anything else is our bug and keeps its traceback."""
+    from hintgrpo.data.teacher import TeacherSetupError  # imported once something failed: it pulls in torch
+
+    return ValueError, OSError, pickle.UnpicklingError, TeacherSetupError
+
+
+def report_user_errors(run: Callable[[], object]) -> None:
+    """Run an entry point; a user error ends it with one `error:` line and exit code 1 (HINTGRPO_DEBUG=1: raised)."""
+    try:
+        run()
+    except Exception as error:
+        if os.environ.get("HINTGRPO_DEBUG") == "1" or not isinstance(error, user_errors()):
+            raise
+        sys.exit(f"error: {' '.join(str(error).split())}")
 
 
 def run_evaluate(argv: list[str]) -> None:
-    from trl import TrlParser
-
     from hintgrpo.configs import EvaluateArguments
     from hintgrpo.evaluate import evaluate
 
-    (args,) = TrlParser((EvaluateArguments,), prog="hintgrpo evaluate").parse_args_and_config(argv)
+    (args,) = Parser((EvaluateArguments,), prog="hintgrpo evaluate").parse_args_and_config(argv)
     metrics = evaluate(args)
     print(json.dumps(metrics, indent=2))
     print(f"report written to {args.output_dir}/")
 
 
 def run_baselines(argv: list[str]) -> None:
-    from trl import TrlParser
-
     from hintgrpo.baselines import evaluate_baselines
     from hintgrpo.configs import BaselinesArguments
 
-    (args,) = TrlParser((BaselinesArguments,), prog="hintgrpo baselines").parse_args_and_config(argv)
+    (args,) = Parser((BaselinesArguments,), prog="hintgrpo baselines").parse_args_and_config(argv)
     metrics = evaluate_baselines(args)
     print(json.dumps(metrics, indent=2))
     print(f"report written to {args.output_dir}/")
 
 
 def run_synthesize(argv: list[str]) -> None:
-    from trl import TrlParser
-
     from hintgrpo.configs import SynthesizeArguments
     from hintgrpo.data.synthesize import synthesize
-    from hintgrpo.data.teacher import TeacherSetupError
 
-    (args,) = TrlParser((SynthesizeArguments,), prog="hintgrpo synthesize").parse_args_and_config(argv)
-    try:
-        counts = synthesize(args)
-    except TeacherSetupError as error:
-        sys.exit(f"error: {error}")
+    (args,) = Parser((SynthesizeArguments,), prog="hintgrpo synthesize").parse_args_and_config(argv)
+    counts = synthesize(args)
     print(json.dumps(counts, indent=2))
     if counts["failed"] and not counts["accepted"]:
         sys.exit(
@@ -69,9 +99,6 @@ def run_synthesize(argv: list[str]) -> None:
 
 
 def run_preprocessing_step(step: str, argv: list[str]) -> None:
-    from trl import TrlParser
-
-    from hintgrpo.data.teacher import TeacherSetupError
     from hintgrpo.preprocess import pipeline
 
     arguments = {
@@ -80,11 +107,8 @@ def run_preprocessing_step(step: str, argv: list[str]) -> None:
         "rewrite": (pipeline.RewriteCommandArguments, pipeline.run_rewrite),
     }
     dataclass, run = arguments[step]
-    (args,) = TrlParser((dataclass,), prog=f"hintgrpo {step}").parse_args_and_config(argv)
-    try:
-        counts = run(args)
-    except TeacherSetupError as error:
-        sys.exit(f"error: {error}")
+    (args,) = Parser((dataclass,), prog=f"hintgrpo {step}").parse_args_and_config(argv)
+    counts = run(args)
     print(json.dumps(counts, indent=2))
     print(f"rows saved to {args.output_dir}/")
 
@@ -93,7 +117,7 @@ def run_models(argv: list[str]) -> None:
     from hintgrpo.models.loading import SHIPPED_MODELS, prepare_shipped_model
     from hintgrpo.models.tiny import CONFIGS, build_tiny_model
 
-    parser = argparse.ArgumentParser(prog="hintgrpo models")
+    parser = Parser(prog="hintgrpo models")
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare", help="Turn a shipped GGUF checkpoint into a cached transformers folder.")
     prepare.add_argument("name", choices=sorted(SHIPPED_MODELS))
@@ -113,18 +137,20 @@ COMMANDS = {"synthesize": run_synthesize, "evaluate": run_evaluate, "baselines":
 COMMANDS |= {step: functools.partial(run_preprocessing_step, step) for step in ("augment", "score", "rewrite")}
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
+def run_command(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
-        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from hintgrpo.data import DataError
-
-    try:
+    elif argv[0] == "--version":
+        print(f"hintgrpo {version('hintgrpo')}")
+    elif argv[0] not in COMMANDS:
+        raise UsageError(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)} (see hintgrpo --help)")
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         COMMANDS[argv[0]](argv[1:])
-    except (FileNotFoundError, DataError) as error:
-        sys.exit(f"error: {error}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    report_user_errors(lambda: run_command(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ class SFTScriptArguments(MultimodalArguments, PromptArguments, PreprocessArgumen
         default=False,
         metadata={
             "help": "Draw training rows so that each gold polarity comes up equally often (rarer polarities' rows "
-            "repeat). EmoBank train is 74% neutral: a small SFT budget without it learns to answer neutral."
+            "repeat). EmoBank train is three quarters neutral: a small SFT budget without it learns to answer neutral."
         },
     )
 

@@ -85,10 +85,9 @@ def register_task(spec: TaskSpec) -> TaskSpec:
 
 
 def get_task(name: str) -> TaskSpec:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+    if name not in TASKS:  # a ValueError: the name is a user's option, not a lookup our code got wrong
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
 
 
 # A score whose 7-class rounding is 0 (|s| <= 0.5) counts as neutral on the [-3, 3] scale.

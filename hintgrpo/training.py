@@ -1,12 +1,15 @@
-"""Steps the training recipes share: their datasets, model loading, checkpoint resumption and saving."""
+"""Steps the training recipes share: logging, their datasets, model loading, checkpoint resumption and saving."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
+import datasets
+import transformers
 from datasets import Dataset
 from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
@@ -23,6 +26,29 @@ from hintgrpo.preprocess.pipeline import preprocessed_sft_dataset
 from hintgrpo.trainers.weighted_sft import SAMPLING_WEIGHT_COLUMN
 
 logger = logging.getLogger(__name__)
+
+
+def set_up_logging(training_args: TrainingArguments) -> None:
+    """Log as TRL's and open-r1's scripts do: each process at its --log_level (--log_level_replica), transformers and
+    datasets included. Left at the default ("passive"), hintgrpo's own progress is logged at INFO by the main process.
+
+    transformers' progress bars (loading weights, writing checkpoint shards) are off: they would break into the
+    training's progress bar.
+    """
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    transformers.utils.logging.disable_progress_bar()
+    if training_args.log_level == "passive" and training_args.should_log:
+        log_level = logging.INFO
+    logging.getLogger("hintgrpo").setLevel(log_level)
 
 
 def sft_datasets(script_args: SFTScriptArguments, training_args: TrainingArguments) -> tuple[Dataset, Dataset | None]:
@@ -59,9 +85,8 @@ def prompt_dataset(script_args: GRPOScriptArguments) -> Dataset:
     dataset = load_task_dataset(script_args.task, script_args.data_dir, script_args.split, script_args.skip_bad_rows)
     if script_args.limit is not None:
         dataset = dataset.select(range(min(script_args.limit, len(dataset))))
-    return with_media(
-        dataset.map(add_prompt, fn_kwargs={"prompt_style": script_args.prompt_style}), script_args, script_args.split
-    )
+    prompts = dataset.map(add_prompt, fn_kwargs={"prompt_style": script_args.prompt_style}, desc="prompts")
+    return with_media(prompts, script_args, script_args.split)
 
 
 def model_path(model_args: ModelConfig, training_args: TrainingArguments) -> str:
@@ -97,10 +122,12 @@ def checkpoint_to_resume(training_args: TrainingArguments) -> str | None:
     return None
 
 
-def train_and_save(trainer, training_args: TrainingArguments, dataset_name: str, prompt_style: str) -> None:
-    """Train (resuming when there is a checkpoint), then save the model, tokenizer, metrics, state and model card.
+def train_and_save(trainer, training_args: TrainingArguments, prompt_style: str) -> None:
+    """Train (resuming when there is a checkpoint), then save the model, tokenizer, metrics, state and model card, and
+    push them all with `--push_to_hub`.
 
     The prompt style goes into the model's config, so every checkpoint is evaluated and trained on as it was prompted.
+    The card names no dataset: the recipes read local files, and TRL's card would link any dataset name to the Hub.
     """
     setattr(trainer.model.config, PROMPT_STYLE_KEY, prompt_style)
     result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
@@ -109,5 +136,8 @@ def train_and_save(trainer, training_args: TrainingArguments, dataset_name: str,
     trainer.save_state()
     # Trainer switches the KV cache off for training (TrainingArguments.use_cache); the saved model generates with it.
     trainer.model.config.use_cache = True
-    trainer.save_model(training_args.output_dir)
-    trainer.create_model_card(model_name=Path(training_args.output_dir).name, dataset_name=dataset_name)
+    if training_args.push_to_hub:
+        trainer.push_to_hub()  # saves the model and writes its card before it uploads the folder
+    else:
+        trainer.save_model(training_args.output_dir)
+        trainer.create_model_card(model_name=Path(training_args.output_dir).name)

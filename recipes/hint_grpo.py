@@ -9,17 +9,26 @@ command line. A run resumes from the last checkpoint in `--output_dir` (or `--re
 
 from dataclasses import replace
 
-from trl import ModelConfig, TrlParser, get_peft_config
+from trl import ModelConfig, get_peft_config
 
+from hintgrpo.cli import Parser, report_user_errors
 from hintgrpo.configs import GRPOScriptArguments
 from hintgrpo.multimodal.loading import multimodal_trainer_inputs
 from hintgrpo.rewards import fit_reward_scales, get_reward_funcs
 from hintgrpo.trainers import HintGRPOConfig, HintGRPOTrainer
 from hintgrpo.trainers.multimodal_grpo import MultimodalHintGRPOTrainer
-from hintgrpo.training import model_init_kwargs, model_path, prompt_dataset, resolve_prompt_style, train_and_save
+from hintgrpo.training import (
+    model_init_kwargs,
+    model_path,
+    prompt_dataset,
+    resolve_prompt_style,
+    set_up_logging,
+    train_and_save,
+)
 
 
 def main(script_args: GRPOScriptArguments, training_args: HintGRPOConfig, model_args: ModelConfig) -> None:
+    set_up_logging(training_args)
     reward_funcs = get_reward_funcs(
         script_args.reward_funcs, script_args.regression_tau, script_args.regression_tau_std
     )
@@ -45,13 +54,13 @@ def main(script_args: GRPOScriptArguments, training_args: HintGRPOConfig, model_
         eval_dataset=eval_dataset,
         peft_config=get_peft_config(model_args),
     )
-    train_and_save(trainer, training_args, dataset_name=script_args.task, prompt_style=script_args.prompt_style)
+    train_and_save(trainer, training_args, prompt_style=script_args.prompt_style)
     trainer.end()
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((GRPOScriptArguments, HintGRPOConfig, ModelConfig))
+def make_parser() -> Parser:
+    return Parser((GRPOScriptArguments, HintGRPOConfig, ModelConfig))
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_args_and_config())
+    report_user_errors(lambda: main(*make_parser().parse_args_and_config()))

@@ -1,8 +1,14 @@
 import json
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
-from hintgrpo.cli import main
+from hintgrpo.cli import COMMANDS, main
+
+ROOT = Path(__file__).parents[1]
 
 
 def test_evaluate_command(tiny_model_dir, real_data_dir, tmp_path, capsys):
@@ -67,8 +73,29 @@ def test_models_tiny_command(tmp_path, capsys):
     assert str(tmp_path / "tiny") in capsys.readouterr().out
 
 
-def test_unknown_command_prints_usage(capsys):
+@pytest.mark.parametrize(("recipe", "option"), [("sft.py", "--balance_polarities"), ("hint_grpo.py", "--reward_funcs")])
+def test_recipe_help(recipe, option):
+    result = subprocess.run(
+        [sys.executable, f"recipes/{recipe}", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith(f"usage: {recipe}") and option in result.stdout
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, "models prepare", "models tiny"])
+def test_command_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["train"])
-    assert exit_info.value.code == 2
-    assert "hintgrpo evaluate" in capsys.readouterr().out
+        main([*command.split(), "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: hintgrpo {command}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "printed"), [([], "hintgrpo evaluate --model"), (["--version"], f"hintgrpo {version('hintgrpo')}")]
+)
+def test_hintgrpo_command(argv, printed):
+    result = subprocess.run(
+        [sys.executable, "-m", "hintgrpo.cli", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert printed in result.stdout

@@ -13,7 +13,7 @@ def test_registry_has_every_required_task(name):
 
 
 def test_unknown_task_lists_known_ones():
-    with pytest.raises(KeyError, match="emobank"):
+    with pytest.raises(ValueError, match="emobank"):
         get_task("imdb")
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from hintgrpo.multimodal.adapter import ADAPTER_CONFIG
@@ -77,10 +79,22 @@ def prepare_shipped_model(name: str, output_dir: str | os.PathLike | None = None
 
 
 def resolve_model(name_or_path: str) -> str:
-    """A shipped model's name becomes its prepared folder; any other HF id or path passes through."""
+    """A shipped model's name becomes its prepared folder; any other HF id or existing path passes through."""
     if name_or_path in SHIPPED_MODELS:
         return str(prepare_shipped_model(name_or_path))
+    if not os.path.exists(name_or_path) and not is_hub_id(name_or_path):
+        raise FileNotFoundError(
+            f"model {name_or_path!r} not found: no such folder, shipped model ({', '.join(SHIPPED_MODELS)}) or Hub id"
+        )
     return name_or_path
+
+
+def is_hub_id(name: str) -> bool:
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 # Recorded in a fine-tuned model's config.json, so evaluation and further training prompt it the way it was trained.

@@ -111,6 +111,7 @@ class WeightedSFTTrainer(SFTTrainer):
     """`trl.SFTTrainer` with per-sample weights; takes the same arguments."""
 
     _tag_names = ["trl", "sft", "hintgrpo", "weighted-sft"]
+    _name = "Weighted SFT"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
