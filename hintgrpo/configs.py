@@ -195,6 +195,13 @@ class GRPOScriptArguments(MultimodalArguments, PromptArguments, DataArguments):
         metadata={"help": "Split whose prompts are scored, without hints, when eval_strategy is not 'no'."},
     )
     limit: int | None = field(default=None, metadata={"help": "Use only the first N rows (of each split)."})
+    eval_ids_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Score only the eval_split rows whose id is listed in this file (one per line), e.g. the "
+            "training prompts that were hard at the start, to follow them over training."
+        },
+    )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["format", "polarity", "regression", "consistency"],
         metadata={"help": "Reward names from hintgrpo.rewards (weights: --reward_weights, or --<name>_weight)."},

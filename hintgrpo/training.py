@@ -89,6 +89,16 @@ def prompt_dataset(script_args: GRPOScriptArguments) -> Dataset:
     return with_media(prompts, script_args, script_args.split)
 
 
+def rows_with_ids(dataset: Dataset, ids_file: str) -> Dataset:
+    """The rows of `dataset` whose id is listed in `ids_file` (one per line), in the dataset's order."""
+    with open(ids_file, encoding="utf-8") as file:
+        wanted = {line.strip() for line in file if line.strip()}
+    missing = wanted - set(dataset["id"])
+    if missing:
+        raise ValueError(f"{ids_file}: {len(missing)} listed id(s) are not in the dataset, e.g. {sorted(missing)[0]!r}")
+    return dataset.filter(lambda sample_id: sample_id in wanted, input_columns="id", desc="select ids")
+
+
 def model_path(model_args: ModelConfig, training_args: TrainingArguments) -> str:
     """The model to load: a shipped model's name becomes its prepared folder (prepared by the main process only)."""
     with training_args.main_process_first(desc="model preparation"):

@@ -22,6 +22,7 @@ from hintgrpo.training import (
     model_path,
     prompt_dataset,
     resolve_prompt_style,
+    rows_with_ids,
     set_up_logging,
     train_and_save,
 )
@@ -40,6 +41,8 @@ def main(script_args: GRPOScriptArguments, training_args: HintGRPOConfig, model_
     eval_dataset = None
     if training_args.eval_strategy != "no":
         eval_dataset = prompt_dataset(replace(script_args, split=script_args.eval_split))
+        if script_args.eval_ids_file is not None:
+            eval_dataset = rows_with_ids(eval_dataset, script_args.eval_ids_file)
     training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
     if script_args.modality_route == "text":
         trainer_class, inputs = HintGRPOTrainer, {"model": model}
