@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from trl import TrlParser
 
-from hintgrpo.preprocess.arguments import QualityArguments
+from hintgrpo.configs import QualityArguments
 from hintgrpo.preprocess.quality import score
-from hintgrpo.preprocess.records import load_records
+from hintgrpo.preprocess.records import load_cot_records
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ("MAE", "Corr", "Mult_acc_7", "Has0_acc_2", "Non0_acc_2", "parse_rate", "well_formed_rate")
@@ -95,7 +95,7 @@ def main(args: QualityWeightsArguments) -> None:
     )
     baseline_metrics = json.loads((baseline_dir / "metrics.json").read_text())
     results |= {f"baseline: {name}": baseline_metrics[name] for name in BASELINES}
-    weights = np.asarray(score(load_records(cot_file), QualityArguments(), cache_dir=output / "cache")["weight"])
+    weights = np.asarray(score(load_cot_records(cot_file), QualityArguments(), cache_dir=output / "cache")["weight"])
     results["weights"] = {"mean": weights.mean(), "std": weights.std(), "min": weights.min(), "max": weights.max()}
     results["setup"] = vars(args)
     (output / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")

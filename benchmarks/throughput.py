@@ -47,9 +47,9 @@ from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config, get_quantiza
 from hintgrpo.configs import GRPOScriptArguments, SFTScriptArguments, SynthesizeArguments
 from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import build_messages
-from hintgrpo.data.synthesize import synthesize
 from hintgrpo.models import generate_batch, load_for_generation
 from hintgrpo.rewards import get_reward_funcs
+from hintgrpo.teachers.synthesize import synthesize
 from hintgrpo.trainers import HintGRPOConfig, HintGRPOTrainer, WeightedSFTTrainer
 from hintgrpo.training import model_init_kwargs, model_path, prompt_dataset, sft_datasets
 
@@ -305,9 +305,9 @@ def measure_sft(args: ThroughputArguments, output: Path) -> dict:
             data_dir=args.data_dir,
             split="train",
             limit=samples * (args.sft_steps + 1),
-            backend="lexicon",
+            teacher_backend="lexicon",
             output_file=script_args.cot_file,
-            concurrency=1,
+            teacher_concurrency=1,
         )
     )
     train_dataset, _ = sft_datasets(script_args, training_args)

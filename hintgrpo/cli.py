@@ -45,10 +45,17 @@ class Parser(TrlParser):
     def error(self, message: str):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
+    def set_defaults_with_config(self, **config) -> list[str]:
+        # A YAML key may be any of an option's names, as on the command line: `backend:` in a synthesize config
+        # is teacher_backend (TRL matches keys to field names only).
+        flags = [(flag, action.dest) for action in self._actions for flag in action.option_strings]
+        names = {flag.removeprefix("--"): dest for flag, dest in flags if flag.startswith("--")}
+        return super().set_defaults_with_config(**{names.get(key, key): value for key, value in config.items()})
+
 
 def user_errors() -> tuple[type[Exception], ...]:
     """What a user's options, data or set-up can raise; anything else is our bug and keeps its traceback."""
-    from hintgrpo.data.teacher import TeacherSetupError  # imported once something failed: it pulls in torch
+    from hintgrpo.teachers import TeacherSetupError  # imported once something failed: it pulls in torch
 
     return ValueError, OSError, pickle.UnpicklingError, TeacherSetupError
 
@@ -85,7 +92,7 @@ def run_baselines(argv: list[str]) -> None:
 
 def run_synthesize(argv: list[str]) -> None:
     from hintgrpo.configs import SynthesizeArguments
-    from hintgrpo.data.synthesize import synthesize
+    from hintgrpo.teachers.synthesize import synthesize
 
     (args,) = Parser((SynthesizeArguments,), prog="hintgrpo synthesize").parse_args_and_config(argv)
     counts = synthesize(args)

@@ -1,10 +1,12 @@
-"""Dataclass arguments for the scripts and CLI steps, parsed by `trl.TrlParser` (YAML via --config, and CLI)."""
+"""Dataclass arguments for the scripts and CLI steps, parsed by `trl.TrlParser` (YAML via --config, and CLI).
+
+It imports nothing from hintgrpo, so every layer (data, teachers, multimodal, preprocess, the trainers) can take
+its options from here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-
-from hintgrpo.preprocess.arguments import TEACHER_BACKENDS, PreprocessArguments
 
 
 @dataclass
@@ -120,45 +122,189 @@ class EvaluateArguments(MediaArguments, PromptArguments, DataArguments):
     max_new_tokens: int = field(default=128, metadata={"help": "Generation budget per completion."})
 
 
+TEACHER_BACKENDS = ("openai", "transformers", "lexicon")
+PREPROCESS_STEPS = ("augment", "score", "rewrite")
+
+
+def check_options(args) -> None:
+    """Raise on an out-of-range option of whichever of the option classes below `args` inherits."""
+    for name in ("teacher_max_tries", "teacher_concurrency", "paraphrases", "feature_samples", "max_edits"):
+        if getattr(args, name, 1) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(args, name)}")
+    if getattr(args, "teacher_max_request_retries", 0) < 0:
+        raise ValueError(f"teacher_max_request_retries must be non-negative, got {args.teacher_max_request_retries}")
+    if not 0.0 < getattr(args, "diffusion_strength", 1.0) <= 1.0:
+        raise ValueError(f"diffusion_strength must be in (0, 1], got {args.diffusion_strength}")
+    if not 0.0 <= getattr(args, "min_weight", 0.0) <= 1.0:
+        raise ValueError(f"min_weight must be in [0, 1], got {args.min_weight}")
+    for name in ("fidelity_exponent", "consistency_exponent", "reliability_exponent"):
+        if getattr(args, name, 0.0) < 0:
+            raise ValueError(f"{name} must be non-negative, got {getattr(args, name)}")
+    steps = getattr(args, "preprocess", [])
+    unknown = [step for step in steps if step not in PREPROCESS_STEPS]
+    if unknown:
+        raise ValueError(f"unknown preprocessing step(s) {unknown}; expected some of {list(PREPROCESS_STEPS)}")
+    if "rewrite" in steps and "score" not in steps[: steps.index("rewrite")]:
+        raise ValueError("the rewrite step rewrites rows by their scores: put score before rewrite")
+
+
 @dataclass
-class SynthesizeArguments(DataArguments):
+class CheckedArguments:
+    def __post_init__(self):
+        check_options(self)
+
+
+def teacher_backend_field(default: str):
+    return field(
+        default=default,
+        metadata={
+            "help": "openai: an OpenAI-compatible chat endpoint (vLLM, SGLang, Ollama, OpenAI); transformers: a local "
+            "model; lexicon: offline, deterministic VADER-grounded rationales and edits (demos, CI).",
+            "choices": list(TEACHER_BACKENDS),
+            "aliases": ["--backend"],
+        },
+    )
+
+
+@dataclass
+class TeacherArguments(CheckedArguments):
+    """The teacher that writes rationales (`hintgrpo synthesize`) and paraphrases and rewrites rows (preprocessing).
+
+    `hintgrpo synthesize`, whose every option is the teacher's, also takes each of these without the `teacher_`
+    prefix (`--backend`, `--base_url`, ...), in YAML too.
+    """
+
+    teacher_backend: str = teacher_backend_field("lexicon")
+    teacher_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Model served at --teacher_base_url (openai), or a shipped name / HF id / folder (transformers)."
+        },
+    )
+    teacher_base_url: str = field(
+        default="http://localhost:8000/v1",
+        metadata={
+            "help": "Endpoint base URL; the API key is read from $HINTGRPO_TEACHER_API_KEY or $OPENAI_API_KEY.",
+            "aliases": ["--base_url"],
+        },
+    )
+    teacher_max_tries: int = field(
+        default=3,
+        metadata={
+            "help": "Teacher attempts per request; each retry is told why the last reply was rejected.",
+            "aliases": ["--max_tries"],
+        },
+    )
+    teacher_tolerance: float = field(
+        default=0.25,
+        metadata={
+            "help": "Largest accepted |score - gold| of a rationale's answer (regression tasks).",
+            "aliases": ["--tolerance"],
+        },
+    )
+    teacher_concurrency: int = field(
+        default=8,
+        metadata={
+            "help": "Requests in flight at once (openai), or the batch size of the local model (transformers).",
+            "aliases": ["--concurrency"],
+        },
+    )
+    teacher_timeout: float = field(
+        default=60.0, metadata={"help": "Seconds to wait for one HTTP request.", "aliases": ["--timeout"]}
+    )
+    teacher_max_request_retries: int = field(
+        default=5,
+        metadata={
+            "help": "Retries of a request failing with 5xx/408/429, a timeout, or malformed JSON.",
+            "aliases": ["--max_request_retries"],
+        },
+    )
+    teacher_backoff_base: float = field(
+        default=1.0,
+        metadata={
+            "help": "First retry delay in seconds; it doubles per retry (with jitter).",
+            "aliases": ["--backoff_base"],
+        },
+    )
+    teacher_backoff_max: float = field(
+        default=30.0, metadata={"help": "Longest retry delay in seconds.", "aliases": ["--backoff_max"]}
+    )
+    teacher_max_new_tokens: int = field(
+        default=512, metadata={"help": "Generation budget per teacher reply.", "aliases": ["--max_new_tokens"]}
+    )
+
+
+@dataclass
+class SynthesizeArguments(DataArguments, TeacherArguments):
     split: str = field(default="train", metadata={"help": "Dataset split to write teacher reasoning for."})
     output_file: str = field(
         default="outputs/cot/train.jsonl", metadata={"help": "Append-only JSONL of records; a rerun resumes it."}
     )
-    backend: str = field(
-        default="openai",
+    limit: int | None = field(default=None, metadata={"help": "Only the first N rows."})
+    # Synthesis is what a real teacher is for; the preprocessing steps default to the offline one.
+    teacher_backend: str = teacher_backend_field("openai")
+
+
+@dataclass
+class AugmentArguments(CheckedArguments):
+    augmenters: list[str] = field(
+        default_factory=lambda: ["paraphrase"],
         metadata={
-            "help": "openai: an OpenAI-compatible chat endpoint; transformers: a local model; "
-            "lexicon: offline VADER-grounded rationales (demos, CI).",
-            "choices": list(TEACHER_BACKENDS),
+            "help": "Augmenters by name (hintgrpo.preprocess.augment.AUGMENTERS): paraphrase (teacher paraphrase of "
+            "the text), diffusion (class-conditional diffusion of audio/vision feature columns), self_question "
+            "(a question about the affective cues and its answer, as an extra SFT example)."
         },
     )
-    teacher_model: str | None = field(
-        default=None,
-        metadata={"help": "Model served at --base_url (openai), or a shipped name / HF id / folder (transformers)."},
+    paraphrases: int = field(default=1, metadata={"help": "Paraphrases per row (paraphrase)."})
+    max_edits: int = field(default=2, metadata={"help": "Word edits per paraphrase of the offline lexicon teacher."})
+    feature_samples: int = field(default=1, metadata={"help": "Generated feature variants per row (diffusion)."})
+    diffusion_strength: float = field(
+        default=0.5,
+        metadata={
+            "help": "How far a variant departs from its source: the fraction of the noise schedule the source is "
+            "noised to before denoising (1.0: a fresh sample of the row's label bin)."
+        },
     )
-    base_url: str = field(
-        default="http://localhost:8000/v1",
-        metadata={"help": "Endpoint base URL; the API key is read from $HINTGRPO_TEACHER_API_KEY or $OPENAI_API_KEY."},
+    diffusion_train_steps: int = field(default=1000, metadata={"help": "Optimiser steps of the denoiser."})
+    diffusion_inference_steps: int = field(default=50, metadata={"help": "DDIM steps of a full denoising."})
+    diffusion_hidden_size: int = field(default=256, metadata={"help": "Width of the denoiser MLP."})
+    preprocess_seed: int = field(default=0, metadata={"help": "Seed of the augmenters (results are reproducible)."})
+
+
+@dataclass
+class QualityArguments(CheckedArguments):
+    """weight = min_weight + (1 - min_weight) * prod_k score_k ** exponent_k, in [min_weight, 1]."""
+
+    min_weight: float = field(default=0.1, metadata={"help": "Weight of a row whose combined quality is 0."})
+    fidelity_exponent: float = field(default=1.0, metadata={"help": "Exponent of each fidelity_<modality> score."})
+    consistency_exponent: float = field(default=1.0, metadata={"help": "Exponent of the consistency score."})
+    reliability_exponent: float = field(default=1.0, metadata={"help": "Exponent of the reliability score."})
+
+
+@dataclass
+class RewriteArguments(CheckedArguments):
+    rewrite_threshold: float = field(
+        default=0.5, metadata={"help": "Rows whose weight is below this go back to the teacher for a rewrite."}
     )
-    limit: int | None = field(default=None, metadata={"help": "Only the first N rows."})
-    max_tries: int = field(
-        default=3, metadata={"help": "Teacher attempts per sample (retries get the validation error as feedback)."}
+
+
+@dataclass
+class PreprocessArguments(TeacherArguments, AugmentArguments, QualityArguments, RewriteArguments):
+    """Steps run on the teacher CoT records before SFT, in order; none by default (see hintgrpo.preprocess).
+
+    Names carry a prefix where a bare name would be ambiguous beside SFTConfig's: `SFTScriptArguments` inherits
+    these and the recipe parses both into one command line.
+    """
+
+    preprocess: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": f"Steps to run before training, in order, from {list(PREPROCESS_STEPS)}; rewrite needs score first."
+        },
     )
-    tolerance: float = field(default=0.25, metadata={"help": "Largest accepted |score - gold| (regression tasks)."})
-    concurrency: int = field(
-        default=8, metadata={"help": "Samples in flight at once (requests for openai, batch size for transformers)."}
+    preprocess_cache_dir: str | None = field(
+        default=None, metadata={"help": "Where step results are cached (default: $HINTGRPO_CACHE/preprocess)."}
     )
-    timeout: float = field(default=60.0, metadata={"help": "Seconds to wait for one HTTP request."})
-    max_request_retries: int = field(
-        default=5, metadata={"help": "Retries of a request failing with 5xx/408/429, a timeout, or malformed JSON."}
-    )
-    backoff_base: float = field(
-        default=1.0, metadata={"help": "First retry delay in seconds; it doubles per retry (with jitter)."}
-    )
-    backoff_max: float = field(default=30.0, metadata={"help": "Longest retry delay in seconds."})
-    max_new_tokens: int = field(default=512, metadata={"help": "Generation budget per teacher reply."})
 
 
 @dataclass
@@ -270,11 +416,3 @@ class BaselinesArguments(DataArguments):
         default=2000, metadata={"help": "The probe is fit on a seeded subset of this many train rows (None: all)."}
     )
     probe_batch_size: int = field(default=32, metadata={"help": "Texts encoded together by the probe's model."})
-
-    def __post_init__(self):
-        # Imported here: hintgrpo.baselines imports hintgrpo.evaluate, which imports this module.
-        from hintgrpo.baselines import BASELINES
-
-        unknown = [name for name in self.baselines if name not in BASELINES]
-        if unknown:
-            raise ValueError(f"baselines {unknown} are not known; choose from {sorted(BASELINES)}")

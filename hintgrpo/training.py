@@ -18,11 +18,11 @@ from trl import ModelConfig
 from hintgrpo.configs import GRPOScriptArguments, SFTScriptArguments
 from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import add_prompt
-from hintgrpo.data.synthesize import load_cot_dataset
 from hintgrpo.models import resolve_model, trained_prompt_style
 from hintgrpo.models.loading import PROMPT_STYLE_KEY
 from hintgrpo.multimodal.data import with_media
 from hintgrpo.preprocess.pipeline import preprocessed_sft_dataset
+from hintgrpo.preprocess.records import load_cot_dataset
 from hintgrpo.trainers.weighted_sft import SAMPLING_WEIGHT_COLUMN
 
 logger = logging.getLogger(__name__)

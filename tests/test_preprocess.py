@@ -10,21 +10,29 @@ from datasets import concatenate_datasets, load_from_disk
 from trl import SFTConfig
 from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer
 
+from hintgrpo import teachers
 from hintgrpo.cli import main
-from hintgrpo.configs import SFTScriptArguments, SynthesizeArguments
+from hintgrpo.configs import (
+    AugmentArguments,
+    QualityArguments,
+    RewriteArguments,
+    SFTScriptArguments,
+    SynthesizeArguments,
+    TeacherArguments,
+)
 from hintgrpo.data import DataError, load_task_dataset
-from hintgrpo.data.lexicon import lexicon_rationale
-from hintgrpo.data.synthesize import synthesize, validate_cot
-from hintgrpo.data.teacher import Teacher
 from hintgrpo.jsonl import read_records, write_jsonl
-from hintgrpo.preprocess import paraphrase, teaching
-from hintgrpo.preprocess.arguments import AugmentArguments, QualityArguments, RewriteArguments, TeacherArguments
+from hintgrpo.preprocess import paraphrase
 from hintgrpo.preprocess.augment import augment
 from hintgrpo.preprocess.quality import score
-from hintgrpo.preprocess.records import load_records
+from hintgrpo.preprocess.records import load_cot_records
 from hintgrpo.preprocess.rewrite import rewrite
 from hintgrpo.preprocess.self_question import lexicon_self_question, self_question_problem
 from hintgrpo.tasks import get_task
+from hintgrpo.teachers import Teacher
+from hintgrpo.teachers.lexicon import lexicon_rationale
+from hintgrpo.teachers.rationale import validate_cot
+from hintgrpo.teachers.synthesize import synthesize
 from hintgrpo.training import sft_datasets
 
 VADER = SentimentIntensityAnalyzer()
@@ -34,7 +42,12 @@ EMOBANK = get_task("emobank")
 def write_cot(data_dir, path, task="emobank", split="train", limit=12):
     synthesize(
         SynthesizeArguments(
-            task=task, data_dir=str(data_dir), split=split, limit=limit, backend="lexicon", output_file=str(path)
+            task=task,
+            data_dir=str(data_dir),
+            split=split,
+            limit=limit,
+            teacher_backend="lexicon",
+            output_file=str(path),
         )
     )
     return path
@@ -118,7 +131,7 @@ def test_lexicon_self_question_on_a_real_sentence(real_data_dir):
 
 
 def test_augment_keeps_source_ids_gives_new_rationales_and_is_cached(cot_file, tmp_path, monkeypatch):
-    records = load_records(cot_file)
+    records = load_cot_records(cot_file)
     args = AugmentArguments(augmenters=["paraphrase", "self_question"], paraphrases=2)
     result = augment(records, args, TeacherArguments(), cache_dir=tmp_path)
 
@@ -151,7 +164,7 @@ def test_augment_keeps_source_ids_gives_new_rationales_and_is_cached(cot_file, t
 
 
 def test_chat_teacher_paraphrase_is_retried_with_feedback(cot_file, tmp_path, monkeypatch):
-    records = load_records(cot_file).filter(lambda sample_id: sample_id == GOODWILL, input_columns="id")
+    records = load_cot_records(cot_file).filter(lambda sample_id: sample_id == GOODWILL, input_columns="id")
 
     def reply(conversation, sample):
         if len(conversation) == 2:
@@ -159,7 +172,7 @@ def test_chat_teacher_paraphrase_is_retried_with_feedback(cot_file, tmp_path, mo
         return "Goodwill helps people get off public assistance."
 
     teacher = ScriptedTeacher(reply)
-    monkeypatch.setattr(teaching, "make_teacher", lambda args: teacher)
+    monkeypatch.setattr(teachers, "build_teacher", lambda args: teacher)
     result = augment(records, AugmentArguments(), TeacherArguments(teacher_backend="openai"), cache_dir=tmp_path)
     assert result["text"][1] == "Goodwill helps people get off public assistance."
     paraphrase_requests = [c for c in teacher.conversations if c[0]["content"].startswith("You paraphrase")]
@@ -170,7 +183,7 @@ def test_chat_teacher_paraphrase_is_retried_with_feedback(cot_file, tmp_path, mo
 def test_scores_and_weights_on_real_rows(cot_file, real_data_dir, tmp_path):
     edits = {REMEMBER: {"status": "rejected"}}
     rows = augment(
-        load_records(edited_cot(cot_file, tmp_path / "cot.jsonl", **edits)),
+        load_cot_records(edited_cot(cot_file, tmp_path / "cot.jsonl", **edits)),
         AugmentArguments(),
         TeacherArguments(),
         cache_dir=tmp_path,
@@ -217,10 +230,12 @@ def test_scores_and_weights_on_real_rows(cot_file, real_data_dir, tmp_path):
 
 
 def test_rewrite_revises_rejected_rationales_and_keeps_the_originals(cot_file, tmp_path):
-    wrong = rows_by_id(load_records(cot_file))[GOODWILL]["cot"].replace("polarity: positive.", "polarity: negative.")
+    wrong = rows_by_id(load_cot_records(cot_file))[GOODWILL]["cot"].replace(
+        "polarity: positive.", "polarity: negative."
+    )
     edits = {GOODWILL: {"status": "rejected", "cot": wrong}}
     scored = score(
-        load_records(edited_cot(cot_file, tmp_path / "cot.jsonl", **edits)), QualityArguments(), cache_dir=tmp_path
+        load_cot_records(edited_cot(cot_file, tmp_path / "cot.jsonl", **edits)), QualityArguments(), cache_dir=tmp_path
     )
 
     result, counts = rewrite(scored, TeacherArguments(), QualityArguments(), RewriteArguments(), cache_dir=tmp_path)
@@ -244,14 +259,14 @@ def test_rewrite_revises_rejected_rationales_and_keeps_the_originals(cot_file, t
     again, counts = rewrite(result, TeacherArguments(), QualityArguments(), RewriteArguments(), cache_dir=tmp_path)
     assert len(again) == 13 and counts["already_rewritten"] == 1 and counts["rewritten"] == {"rationale": 0, "text": 0}
     with pytest.raises(ValueError, match="run the score step first"):
-        rewrite(load_records(cot_file), TeacherArguments(), QualityArguments(), RewriteArguments())
+        rewrite(load_cot_records(cot_file), TeacherArguments(), QualityArguments(), RewriteArguments())
 
 
 def test_rewrite_asks_a_chat_teacher_for_a_minimal_text_rewrite(cot_file, tmp_path, monkeypatch):
-    sentences = load_records(cot_file).filter(lambda text: len(text) > 30, input_columns="text").select(range(4))
+    sentences = load_cot_records(cot_file).filter(lambda text: len(text) > 30, input_columns="text").select(range(4))
     scored = score(sentences, QualityArguments(), cache_dir=tmp_path)
     teacher = ScriptedTeacher(lambda conversation, sample: sample["text"].rstrip(".") + ", gladly!")
-    monkeypatch.setattr(teaching, "make_teacher", lambda args: teacher)
+    monkeypatch.setattr(teachers, "build_teacher", lambda args: teacher)
     result, counts = rewrite(
         scored,
         TeacherArguments(teacher_backend="openai"),
@@ -274,19 +289,19 @@ def test_bad_records_are_reported_by_line_and_field_or_skipped(cot_file, tmp_pat
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join([lines[0], json.dumps(bad), lines[0], *lines[2:]]) + "\n")
     with pytest.raises(DataError, match=rf"{path}, row 2, field 'label': 7.5 is outside \[-3, 3\]"):
-        load_records(path)
+        load_cot_records(path)
     path.write_text("\n".join([lines[0], json.dumps(dict(bad, label=0.5)), lines[0], *lines[2:]]) + "\n")
     with pytest.raises(DataError, match=r"row 3, field 'id': '110CYL.*' of task emobank is already on line 1"):
-        load_records(path)
+        load_cot_records(path)
     path.write_text("\n".join([lines[0], json.dumps(bad), "{not json", lines[0], *lines[2:]]) + "\n")
     with pytest.raises(DataError, match=rf"{path}, row 3: not valid JSON"):
-        load_records(path)
-    records = load_records(path, skip_bad_rows=True)
+        load_cot_records(path)
+    records = load_cot_records(path, skip_bad_rows=True)
     assert len(records) == len(lines) - 1  # the out-of-range label, the broken line and the repeated id skipped
     missing_cot = tmp_path / "missing_cot.jsonl"
     missing_cot.write_text(json.dumps(dict(json.loads(lines[0]), cot="")) + "\n")
     with pytest.raises(DataError, match="row 1, field 'cot': missing or empty text"):
-        load_records(missing_cot)
+        load_cot_records(missing_cot)
 
 
 def test_commands_chain_augment_score_rewrite(cot_file, tmp_path):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hintgrpo.configs import AugmentArguments, QualityArguments, TeacherArguments
 from hintgrpo.data import DataError, attach_features, load_task_dataset
-from hintgrpo.preprocess.arguments import AugmentArguments, QualityArguments, TeacherArguments
 from hintgrpo.preprocess.augment import AUGMENTERS, Augmenter, augment
 from hintgrpo.preprocess.quality import score
 

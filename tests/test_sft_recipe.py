@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from hintgrpo.configs import SynthesizeArguments
-from hintgrpo.data.synthesize import synthesize
+from hintgrpo.teachers.synthesize import synthesize
 
 ROOT = Path(__file__).parents[1]
 DEMO_CONFIG = ROOT / "recipes/configs/demo/sft.yaml"
@@ -65,7 +65,7 @@ def cot_file(real_data_dir, tmp_path) -> Path:
     path = tmp_path / "cot.jsonl"
     synthesize(
         SynthesizeArguments(
-            task="emobank", data_dir=str(real_data_dir), limit=8, backend="lexicon", output_file=str(path)
+            task="emobank", data_dir=str(real_data_dir), limit=8, teacher_backend="lexicon", output_file=str(path)
         )
     )
     return path

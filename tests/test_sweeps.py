@@ -24,7 +24,7 @@ from transformers.integrations.integration_utils import rewrite_logs
 from wandb import wandb_agent
 
 from hintgrpo.configs import SynthesizeArguments
-from hintgrpo.data.synthesize import synthesize
+from hintgrpo.teachers.synthesize import synthesize
 from hintgrpo.trainers import hint_grpo_config
 
 ROOT = Path(__file__).parents[1]
@@ -171,7 +171,7 @@ def test_a_sampled_sft_trial_trains(tiny_model_dir, real_data_dir, monkeypatch, 
     cot_file = tmp_path / "cot.jsonl"
     synthesize(
         SynthesizeArguments(
-            task="emobank", data_dir=str(real_data_dir), limit=8, backend="lexicon", output_file=str(cot_file)
+            task="emobank", data_dir=str(real_data_dir), limit=8, teacher_backend="lexicon", output_file=str(cot_file)
         )
     )
     output_dir = tmp_path / "sft_trial"

@@ -18,13 +18,15 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from hintgrpo.cli import main
 from hintgrpo.configs import SynthesizeArguments
 from hintgrpo.data import DataError, load_task_dataset
-from hintgrpo.data.lexicon import lexicon_rationale
 from hintgrpo.data.prompts import build_messages
-from hintgrpo.data.synthesize import load_cot_dataset, synthesize, validate_cot
-from hintgrpo.data.teacher import OpenAITeacher, TransformersTeacher, teacher_messages
 from hintgrpo.jsonl import read_records
+from hintgrpo.preprocess.records import load_cot_dataset
 from hintgrpo.reasoning import parse_completion, render
 from hintgrpo.tasks import get_task
+from hintgrpo.teachers import OpenAITeacher, TransformersTeacher
+from hintgrpo.teachers.lexicon import lexicon_rationale
+from hintgrpo.teachers.rationale import teacher_messages, validate_cot
+from hintgrpo.teachers.synthesize import synthesize
 
 EMOBANK = get_task("emobank")
 QUOTED = re.compile(r'"([^"]+)"')
@@ -135,14 +137,14 @@ def synth_args(data_dir, output_file, **overrides):
         data_dir=str(data_dir),
         split="train",
         output_file=str(output_file),
-        backend="lexicon",
+        teacher_backend="lexicon",
         teacher_model="teacher",
         limit=6,
-        concurrency=3,
-        timeout=0.5,
-        max_request_retries=3,
-        backoff_base=0.01,
-        backoff_max=0.05,
+        teacher_concurrency=3,
+        teacher_timeout=0.5,
+        teacher_max_request_retries=3,
+        teacher_backoff_base=0.01,
+        teacher_backoff_max=0.05,
     )
     return SynthesizeArguments(**(options | overrides))
 
@@ -151,7 +153,9 @@ def test_openai_backend_recovers_from_server_errors(real_data_dir, tmp_path):
     samples = rows(real_data_dir, "emobank", "train", 6)
     faults = {1: "http_500", 2: "timeout", 3: "malformed_json", 5: "http_503"}
     with ChatServer(lexicon_reply(samples), fault=lambda n, _: faults.get(n)) as server:
-        args = synth_args(real_data_dir, tmp_path / "cot.jsonl", backend="openai", base_url=server.base_url)
+        args = synth_args(
+            real_data_dir, tmp_path / "cot.jsonl", teacher_backend="openai", teacher_base_url=server.base_url
+        )
         counts = synthesize(args)
     assert counts["accepted"] == 6 and counts["failed"] == 0
     assert counts["errors"] == {"http_500": 1, "timeout": 1, "malformed_response": 1, "http_503": 1}
@@ -172,15 +176,15 @@ def test_a_sample_whose_requests_keep_failing_is_left_for_the_rerun(real_data_di
     samples = rows(real_data_dir, "emobank", "train", 3)
     lookup = by_prompt(samples)
     down = samples[0]["id"]
-    args = synth_args(real_data_dir, tmp_path / "cot.jsonl", backend="openai", limit=3)
+    args = synth_args(real_data_dir, tmp_path / "cot.jsonl", teacher_backend="openai", limit=3)
     with ChatServer(lexicon_reply(samples), fault=failing(samples, down, "http_503")) as server:
-        args.base_url = server.base_url
+        args.teacher_base_url = server.base_url
         counts = synthesize(args)
     assert counts["accepted"] == 2 and counts["failed"] == 1 and counts["errors"] == {"http_503": 4}
     assert len(server.bodies_of(down, lookup)) == 1 + 3  # the request and its retries
     assert down not in {r["id"] for r in read_records(tmp_path / "cot.jsonl")}
     with ChatServer(lexicon_reply(samples)) as server:
-        args.base_url = server.base_url
+        args.teacher_base_url = server.base_url
         counts = synthesize(args)
     assert counts["accepted"] == 1 and counts["skipped"] == 2 and len(server.received) == 1
     assert sorted(r["id"] for r in read_records(tmp_path / "cot.jsonl")) == sorted(s["id"] for s in samples)
@@ -203,7 +207,9 @@ def test_wrong_teacher_gets_feedback_and_is_rejected_after_max_tries(real_data_d
 
     with ChatServer(reply) as server:
         counts = synthesize(
-            synth_args(real_data_dir, tmp_path / "cot.jsonl", backend="openai", base_url=server.base_url)
+            synth_args(
+                real_data_dir, tmp_path / "cot.jsonl", teacher_backend="openai", teacher_base_url=server.base_url
+            )
         )
     assert (counts["accepted"], counts["rejected"], counts["retried"]) == (5, 1, 2)
     assert counts["errors"] == {"polarity": 3, "format": 1}
@@ -371,7 +377,9 @@ def test_a_run_killed_mid_write_resumes_cleanly(real_data_dir, tmp_path):
         # A kill can land inside a write; make sure the file ends in a torn record.
         with open(output, "ab") as handle:
             handle.write(b'{"id": "110CYL068_torn", "task": "emob')
-        counts = synthesize(synth_args(real_data_dir, output, backend="openai", base_url=server.base_url, limit=30))
+        counts = synthesize(
+            synth_args(real_data_dir, output, teacher_backend="openai", teacher_base_url=server.base_url, limit=30)
+        )
     assert counts["skipped"] == whole.count(b"\n") and counts["accepted"] == 30 - counts["skipped"]
     assert output.read_bytes().startswith(whole)
     ids = [r["id"] for r in read_records(output)]
@@ -523,8 +531,8 @@ def test_transformers_teacher_generates_concurrent_calls_as_one_batch(tiny_model
 
 def test_transformers_backend_end_to_end(tiny_model_dir, real_data_dir, tmp_path):
     output = tmp_path / "cot.jsonl"
-    args = synth_args(real_data_dir, output, backend="transformers", teacher_model=str(tiny_model_dir))
-    args.limit, args.max_tries, args.max_new_tokens = 2, 2, 4
+    args = synth_args(real_data_dir, output, teacher_backend="transformers", teacher_model=str(tiny_model_dir))
+    args.limit, args.teacher_max_tries, args.teacher_max_new_tokens = 2, 2, 4
     counts = synthesize(args)
     # A tiny random model writes gibberish: every sample is tried twice, then rejected.
     assert counts["rejected"] == 2 and counts["errors"] == {"format": 4}

@@ -18,11 +18,16 @@ from hintgrpo.tasks import TaskSpec, get_task
 GENERIC_SUFFIXES = (".jsonl", ".csv")
 
 
-def read_jsonl_records(path: Path, guard: RowGuard) -> list[tuple[int, dict]]:
-    """(line number, object) for each non-blank line; a line that is not a JSON object goes to `guard`."""
+def read_jsonl_records(path: Path, guard: RowGuard, still_written: bool = False) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; a line that is not a JSON object goes to `guard`.
+
+    With `still_written`, a last line without its newline is a record being appended as the file is read: skipped.
+    """
     records = []
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line_number, line in enumerate(handle, start=1):
+            if still_written and not line.endswith("\n"):
+                break
             if not line.strip():
                 continue
             try:

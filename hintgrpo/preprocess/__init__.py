@@ -8,5 +8,6 @@ Each step is a `datasets.map` over rows whose results are cached (see `caching`)
 - `rewrite.rewrite`: rows under a weight threshold rewritten minimally by the teacher and rescored, originals kept.
 
 `pipeline` runs them in order (the `hintgrpo augment|score|rewrite` commands, and `recipes/sft.py` with
-`preprocess: [...]`). This package's `__init__` imports nothing, so `hintgrpo.configs` can use `arguments` cheaply.
+`preprocess: [...]`); their options are in `hintgrpo.configs`, the teacher they ask in `hintgrpo.teachers`, and
+`records` loads teacher CoT files and turns rows into SFT examples.
 """

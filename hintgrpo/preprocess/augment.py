@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset, Value, concatenate_datasets
 
+from hintgrpo import teachers
+from hintgrpo.configs import AugmentArguments, TeacherArguments
 from hintgrpo.data.errors import RowGuard
 from hintgrpo.data.prompts import MODALITY_COLUMNS
-from hintgrpo.data.synthesize import synthesize_sample
-from hintgrpo.data.teacher import Teacher
-from hintgrpo.preprocess import diffusion, paraphrase, self_question, teaching
-from hintgrpo.preprocess.arguments import AugmentArguments, TeacherArguments
+from hintgrpo.preprocess import diffusion, paraphrase, self_question
 from hintgrpo.preprocess.caching import cached_map, default_cache_dir, options_of, step_fingerprint
 from hintgrpo.preprocess.records import SELF_QUESTION, with_lineage
 from hintgrpo.tasks import get_task
+from hintgrpo.teachers import asking, rationale
 
 
 @dataclass
@@ -46,8 +46,8 @@ class AugmentContext:
     skip_bad_rows: bool = False
 
     @functools.cached_property
-    def teacher(self) -> Teacher:
-        return teaching.make_teacher(self.teacher_args)
+    def teacher(self) -> teachers.Teacher:
+        return teachers.build_teacher(self.teacher_args)
 
     @property
     def offline(self) -> bool:
@@ -89,7 +89,7 @@ class ParaphraseAugmenter(Augmenter):
     """`paraphrases` minimal label-keeping paraphrases of the text per row, from the teacher."""
 
     def variants(self, rows, row_numbers):
-        return teaching.run_concurrently(self.paraphrases_of, rows, self.context.teacher_args.teacher_concurrency)
+        return asking.run_concurrently(self.paraphrases_of, rows, self.context.teacher_args.teacher_concurrency)
 
     def paraphrases_of(self, row: dict) -> list[dict]:
         args = self.context.args
@@ -107,11 +107,11 @@ class ParaphraseAugmenter(Augmenter):
                 return paraphrase.paraphrase_problem(row["text"], reply)
 
             messages = paraphrase.paraphrase_messages(row, get_task(row["task"]))
-            text, _ = teaching.ask_until_valid(
+            reply = asking.ask_until_valid(
                 self.context.teacher, messages, row, problem, self.context.teacher_args.teacher_max_tries
             )
-            if text is not None:
-                texts.append(text)
+            if reply.valid:
+                texts.append(reply.text)
         return [{"text": text} for text in texts]
 
 
@@ -126,19 +126,19 @@ class SelfQuestionAugmenter(Augmenter):
             )
 
     def variants(self, rows, row_numbers):
-        return teaching.run_concurrently(self.example_of, rows, self.context.teacher_args.teacher_concurrency)
+        return asking.run_concurrently(self.example_of, rows, self.context.teacher_args.teacher_concurrency)
 
     def example_of(self, row: dict) -> list[dict]:
         if self.context.offline:
             reply = self_question.lexicon_self_question(row, self.context.args.preprocess_seed)
         else:
-            reply, _ = teaching.ask_until_valid(
+            reply = asking.ask_until_valid(
                 self.context.teacher,
                 self_question.self_question_messages(row, get_task(row["task"])),
                 row,
                 lambda reply: self_question.self_question_problem(reply, row["polarity"]),
                 self.context.teacher_args.teacher_max_tries,
-            )
+            ).accepted
         return [] if reply is None else [{"cot": reply, "status": "accepted"}]
 
 
@@ -242,16 +242,16 @@ class AugmentBatch:
                     if new_row["text"] != row["text"]:
                         new_texts.append(new_row)
         if "cot" in batch:
-            teaching.run_concurrently(self.new_rationale, new_texts, self.context.teacher_args.teacher_concurrency)
+            asking.run_concurrently(self.new_rationale, new_texts, self.context.teacher_args.teacher_concurrency)
         return {name: [row[name] for row in new_rows] for name in batch}
 
     def new_rationale(self, row: dict) -> None:
         """Give a row whose text changed a rationale for its new text (validated, as in synthesis)."""
         args = self.context.teacher_args
-        record = synthesize_sample(
-            row, get_task(row["task"]), self.context.teacher, args.teacher_max_tries, args.teacher_tolerance
+        reply = rationale.write_rationale(
+            self.context.teacher, row, get_task(row["task"]), args.teacher_max_tries, args.teacher_tolerance
         )
-        row.update(cot=record["cot"], status=record["status"])
+        row.update(cot=reply.text, status="accepted" if reply.valid else "rejected")
 
 
 def augment(
@@ -279,7 +279,7 @@ def augment(
         AugmentBatch(context, args.augmenters),
         step="augment",
         options=[options_of(args, AugmentArguments), options_of(teacher_args, TeacherArguments), skip_bad_rows],
-        modules=(sys.modules[__name__], diffusion, paraphrase, self_question, teaching),
+        modules=(sys.modules[__name__], diffusion, paraphrase, self_question, asking, rationale),
         cache_dir=cache_dir,
         batched=True,
         batch_size=64,

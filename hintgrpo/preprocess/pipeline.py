@@ -15,20 +15,21 @@ from pathlib import Path
 from datasets import Dataset, load_from_disk
 from transformers import TrainingArguments
 
-from hintgrpo.configs import DataArguments, SFTScriptArguments
-from hintgrpo.data import attach_features, load_mmsa_features, load_task_dataset
-from hintgrpo.data.mmsa import MMSA_FEATURE_DIMS
-from hintgrpo.multimodal.data import with_media
-from hintgrpo.preprocess.arguments import (
+from hintgrpo.configs import (
     AugmentArguments,
+    DataArguments,
     PreprocessArguments,
     QualityArguments,
     RewriteArguments,
+    SFTScriptArguments,
     TeacherArguments,
 )
+from hintgrpo.data import attach_features, load_mmsa_features, load_task_dataset
+from hintgrpo.data.mmsa import MMSA_FEATURE_DIMS
+from hintgrpo.multimodal.data import with_media
 from hintgrpo.preprocess.augment import augment, augment_counts
 from hintgrpo.preprocess.quality import score, score_counts
-from hintgrpo.preprocess.records import load_records, to_sft_examples
+from hintgrpo.preprocess.records import load_cot_records, to_sft_examples
 from hintgrpo.preprocess.rewrite import rewrite
 from hintgrpo.tasks import get_task
 
@@ -82,7 +83,7 @@ def load_input(args: StepIOArguments) -> tuple[Dataset, str]:
                 raise ValueError(f"{path} was written by a step and keeps its rows' features: drop --features_file")
             dataset = load_from_disk(str(path))
         elif path.suffix == ".jsonl":
-            dataset = load_records(path, args.task, args.skip_bad_rows)
+            dataset = load_cot_records(path, args.task, args.skip_bad_rows)
         else:
             raise FileNotFoundError(f"{path}: expected a folder written by a step, or a teacher CoT .jsonl file")
         source = str(path)
@@ -153,7 +154,7 @@ def preprocessed_sft_dataset(script_args: SFTScriptArguments, training_args: Tra
     """The SFT examples of `script_args.cot_file` after its `preprocess` steps (the main process computes them,
     the others load the cached result)."""
     with training_args.main_process_first(desc="preprocessing"):
-        records = with_media(load_records(script_args.cot_file, script_args.task), script_args, "train")
+        records = with_media(load_cot_records(script_args.cot_file, script_args.task), script_args, "train")
         records, counts = preprocess_records(records, script_args, script_args.cot_file)
         logger.info("preprocessing %s: %s", script_args.cot_file, json.dumps(counts))
         return to_sft_examples(records, script_args.prompt_style)

@@ -23,9 +23,9 @@ import sys
 import numpy as np
 from datasets import Dataset
 
+from hintgrpo.configs import QualityArguments
 from hintgrpo.data.errors import DataError
 from hintgrpo.preprocess import diffusion, paraphrase
-from hintgrpo.preprocess.arguments import QualityArguments
 from hintgrpo.preprocess.augment import feature_columns
 from hintgrpo.preprocess.caching import cached_map, options_of
 from hintgrpo.preprocess.records import with_lineage

@@ -18,7 +18,6 @@ from hintgrpo.data.errors import RowGuard
 from hintgrpo.data.generic import generic_context, generic_label, read_jsonl_records
 from hintgrpo.data.loaders import make_sample
 from hintgrpo.data.prompts import MODALITY_COLUMNS, build_messages
-from hintgrpo.data.synthesize import COT_COLUMNS
 from hintgrpo.preprocess.self_question import student_messages
 from hintgrpo.tasks import TASKS, get_task
 
@@ -26,19 +25,21 @@ logger = logging.getLogger(__name__)
 
 SELF_QUESTION = "self_question"
 STATUSES = ("accepted", "rejected")
+COT_COLUMNS = ("id", "task", "label", "polarity", "weight")
 
 
-def load_records(path: str | os.PathLike, task: str | None = None, skip_bad_rows: bool = False) -> Dataset:
+def load_cot_records(path: str | os.PathLike, task: str | None = None, skip_bad_rows: bool = False) -> Dataset:
     """Every record of a teacher CoT file (`hintgrpo synthesize`), accepted and rejected, checked like a loader's rows.
 
     A bad line (not JSON, unknown task, missing text or rationale, label outside the task, repeated id) is an
-    error naming the file, the line and the field, or with `skip_bad_rows` is skipped and counted.
+    error naming the file, the line and the field, or with `skip_bad_rows` is skipped and counted. The file is
+    only read, so a synthesis run may still be appending to it: its unfinished last line is left out.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: write it with `hintgrpo synthesize --output_file {path}`")
     guard, rows, first_line = RowGuard(path, skip_bad_rows), [], {}
-    for line, record in read_jsonl_records(path, guard):
+    for line, record in read_jsonl_records(path, guard, still_written=True):
         if task is not None and record.get("task") != task:
             continue
         spec = TASKS.get(record.get("task"))
@@ -86,6 +87,19 @@ def sft_example(row: dict, prompt_style: str | None = None) -> dict:
     else:
         prompt = build_messages(row, task, prompt_style)
     return {"prompt": prompt, "completion": [{"role": "assistant", "content": row["cot"]}]}
+
+
+def load_cot_dataset(path: str | os.PathLike, task: str | None = None, prompt_style: str | None = None) -> Dataset:
+    """The accepted records of a teacher CoT file as TRL conversational prompt–completion data.
+
+    Columns: `prompt` (the student's chat prompt: `build_messages` in `prompt_style`), `completion`
+    (`[{"role": "assistant", "content": cot}]`), and `id`, `task`, `label`, `polarity`, `weight`. With `task`, only
+    that task's records.
+    """
+    examples = to_sft_examples(load_cot_records(path, task), prompt_style)
+    if not len(examples):
+        raise ValueError(f"{path} holds no accepted records" + (f" of task {task!r}" if task else ""))
+    return examples
 
 
 def to_sft_examples(dataset: Dataset, prompt_style: str | None = None) -> Dataset:

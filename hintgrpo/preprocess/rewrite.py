@@ -16,15 +16,15 @@ import sys
 
 from datasets import Dataset, concatenate_datasets
 
+from hintgrpo import teachers
+from hintgrpo.configs import QualityArguments, RewriteArguments, TeacherArguments
 from hintgrpo.data.prompts import user_prompt
-from hintgrpo.data.synthesize import synthesize_sample, validate_cot
-from hintgrpo.data.teacher import Teacher, feedback_message, teacher_messages
-from hintgrpo.preprocess import paraphrase, teaching
-from hintgrpo.preprocess.arguments import QualityArguments, RewriteArguments, TeacherArguments
+from hintgrpo.preprocess import paraphrase
 from hintgrpo.preprocess.caching import cached_map, options_of
 from hintgrpo.preprocess.quality import score
 from hintgrpo.reasoning import format_score
 from hintgrpo.tasks import get_task
+from hintgrpo.teachers import asking, rationale
 
 REWRITE = "rewrite"
 # Rows whose text is their own: the loaded rows and text augmentations. A feature variant or a self-questioning
@@ -81,13 +81,13 @@ class RewriteBatch:
 
     def __init__(self, teacher_args: TeacherArguments, source_texts: dict[tuple[str, str], str], seed: int):
         self.teacher_args, self.source_texts, self.seed = teacher_args, source_texts, seed
-        self.teacher: Teacher | None = None
+        self.teacher: teachers.Teacher | None = None
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         if self.teacher is None:
-            self.teacher = teaching.make_teacher(self.teacher_args)
+            self.teacher = teachers.build_teacher(self.teacher_args)
         rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
-        rewrites = teaching.run_concurrently(self.rewrite, rows, self.teacher_args.teacher_concurrency)
+        rewrites = asking.run_concurrently(self.rewrite, rows, self.teacher_args.teacher_concurrency)
         done = [row for row in rewrites if row is not None]
         return {name: [row[name] for row in done] for name in batch}
 
@@ -100,14 +100,14 @@ class RewriteBatch:
             return None
         rewritten = row | {"text": text} | self.lineage(row, "text")
         if "cot" in row:
-            record = synthesize_sample(
+            reply = rationale.write_rationale(
+                self.teacher,
                 rewritten,
                 get_task(row["task"]),
-                self.teacher,
                 self.teacher_args.teacher_max_tries,
                 self.teacher_args.teacher_tolerance,
             )
-            rewritten.update(cot=record["cot"], status=record["status"])
+            rewritten.update(cot=reply.text, status="accepted" if reply.valid else "rejected")
         return rewritten
 
     @staticmethod
@@ -115,20 +115,16 @@ class RewriteBatch:
         return {"id": f"{row['id']}#{REWRITE}", "augmentation": f"{REWRITE}_{part}"}
 
     def revised_rationale(self, row: dict) -> str | None:
-        task = get_task(row["task"])
-
-        def problem(reply: str) -> str | None:
-            found = validate_cot(reply, row, task, self.teacher_args.teacher_tolerance)
-            return None if found is None else found.message
-
-        first_problem = problem(row["cot"]) or "it was not validated"
+        task, args = get_task(row["task"]), self.teacher_args
+        first_problem = rationale.validate_cot(row["cot"], row, task, args.teacher_tolerance) or "it was not validated"
         conversation = [
-            *teacher_messages(row, task),
+            *rationale.teacher_messages(row, task),
             {"role": "assistant", "content": row["cot"]},
-            feedback_message(f"{first_problem}. {REVISION_REQUEST}"),
+            asking.feedback_message(str(first_problem), REVISION_REQUEST),
         ]
-        cot, _ = teaching.ask_until_valid(self.teacher, conversation, row, problem, self.teacher_args.teacher_max_tries)
-        return cot
+        return rationale.write_rationale(
+            self.teacher, row, task, args.teacher_max_tries, args.teacher_tolerance, conversation
+        ).accepted
 
     def revised_text(self, row: dict) -> str | None:
         source_text = self.source_texts[row["task"], row["source_id"]]
@@ -137,14 +133,13 @@ class RewriteBatch:
                 return None
             again = paraphrase.lexicon_paraphrases(source_text, 1, 1, seed=f"{self.seed}:{row['id']}:{REWRITE}")
             return again[0] if again and again[0] != row["text"] else None
-        text, _ = teaching.ask_until_valid(
+        return asking.ask_until_valid(
             self.teacher,
             text_rewrite_messages(row, low_score_reason(row, source_text)),
             row,
             lambda reply: text_problem(row["text"], reply),
             self.teacher_args.teacher_max_tries,
-        )
-        return text
+        ).accepted
 
 
 def rewrite(
@@ -182,7 +177,7 @@ def rewrite(
                 seed,
                 dataset._fingerprint,
             ],
-            modules=(sys.modules[__name__], paraphrase, teaching),
+            modules=(sys.modules[__name__], paraphrase, asking, rationale),
             cache_dir=cache_dir,
             batched=True,
             batch_size=64,

@@ -15,7 +15,9 @@ import zlib
 
 from vaderSentiment.vaderSentiment import BOOSTER_DICT
 
-from hintgrpo.data.lexicon import (
+from hintgrpo.data.prompts import describe_modalities, user_prompt
+from hintgrpo.tasks import TaskSpec
+from hintgrpo.teachers.lexicon import (
     HEDGES,
     cite_strongest,
     cues_toward,
@@ -27,8 +29,6 @@ from hintgrpo.data.lexicon import (
     unique,
     words_of,
 )
-from hintgrpo.data.prompts import describe_modalities, user_prompt
-from hintgrpo.tasks import TaskSpec
 
 FORMAT = re.compile(r"Question:\s*(?P<question>[^\n]+\?)\s*\nAnswer:\s*(?P<answer>\S.*)", re.DOTALL)
 

@@ -1,4 +1,4 @@
-"""An offline teacher for demos and CI: deterministic DC rationales grounded in the VADER sentiment lexicon.
+"""The offline teacher for demos and CI: deterministic DC rationales grounded in the VADER sentiment lexicon.
 
 It is told the gold answer and explains it: it cites only cue words that occur in the sample, each with
 its lexicon valence (−4 to +4), states the gold polarity and ends in the gold answer.
@@ -14,7 +14,8 @@ from vaderSentiment.vaderSentiment import BOOSTER_DICT, N_SCALAR, NEGATE, Sentim
 
 from hintgrpo.data.prompts import describe_modalities
 from hintgrpo.reasoning import format_score, render
-from hintgrpo.tasks import POLARITIES, TaskSpec
+from hintgrpo.tasks import POLARITIES, TaskSpec, get_task
+from hintgrpo.teachers.base import Teacher
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 HEDGES = frozenset({"might", "may", "maybe", "perhaps", "possibly", "probably", "seems", "guess", "suppose"})
@@ -168,3 +169,12 @@ def lexicon_rationale(sample: dict, task: TaskSpec) -> str:
         calibration_remarks(sample, task, cues, answer),
         answer,
     )
+
+
+class LexiconTeacher(Teacher):
+    """Answers every request with the sample's lexicon rationale (the conversation and any feedback are ignored)."""
+
+    name = "lexicon"
+
+    def complete(self, conversation: list[dict], sample: dict) -> str:
+        return lexicon_rationale(sample, get_task(sample["task"]))
