@@ -231,6 +231,9 @@ def baselines_command(args: BaselinesArguments) -> str:
 def evaluate_baselines(args: BaselinesArguments) -> dict[str, dict[str, float]]:
     """Fit each of `args.baselines` on the whole train split, score it on `args.split` (or its first `args.limit`
     rows); write metrics and predictions."""
+    unknown = [name for name in args.baselines if name not in BASELINES]
+    if unknown:
+        raise ValueError(f"baselines {unknown} are not known; choose from {sorted(BASELINES)}")
     task = get_task(args.task)
     train = load_task_dataset(args.task, args.data_dir, args.train_split, skip_bad_rows=args.skip_bad_rows)
     dataset = load_task_dataset(args.task, args.data_dir, args.split, skip_bad_rows=args.skip_bad_rows)

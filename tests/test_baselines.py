@@ -231,7 +231,7 @@ def test_meld_emotion_predictions_hold_the_sentiment_column_as_gold_polarity(tmp
 
 
 def test_cli_refuses_an_unknown_baseline(tmp_path):
-    with pytest.raises(ValueError, match=r"baselines \['bert'\] are not known"):
+    with pytest.raises(SystemExit, match=r"error: baselines \['bert'\] are not known"):
         main(["baselines", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path), "--baselines", "bert"])
 
 

@@ -15,9 +15,11 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from hintgrpo.multimodal.adapter import ADAPTER_CONFIG
-
 logger = logging.getLogger(__name__)
+
+# The file an MSE-Adapter's config is saved in, beside its LLM's (hintgrpo.multimodal.adapter): it marks a folder
+# that is not a text model on its own.
+ADAPTER_CONFIG = "mse_adapter_config.json"
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from hintgrpo.data.mmsa import MMSA_FEATURE_DIMS
+from hintgrpo.models.loading import ADAPTER_CONFIG
 
 ADAPTER_WEIGHTS = "mse_adapter.safetensors"
-ADAPTER_CONFIG = "mse_adapter_config.json"
 ADAPTER_PREFIX = "mse_adapter."  # the adapter's parameters in the model's state dict (`model.mse_adapter`)
 
 

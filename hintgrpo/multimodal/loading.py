@@ -25,7 +25,8 @@ from transformers.utils import is_torchvision_available
 from trl.trainer.utils import create_model_from_path
 
 from hintgrpo.configs import MediaArguments, MultimodalArguments
-from hintgrpo.multimodal.adapter import ADAPTER_CONFIG, MSEAdapterConfig, attach_mse_adapter, load_mse_adapter
+from hintgrpo.models.loading import ADAPTER_CONFIG
+from hintgrpo.multimodal.adapter import MSEAdapterConfig, attach_mse_adapter, load_mse_adapter
 from hintgrpo.multimodal.features import FeaturePromptEncoder
 from hintgrpo.multimodal.inputs import PromptEncoder
 from hintgrpo.multimodal.processor import ProcessorPromptEncoder
