@@ -193,9 +193,10 @@ def training_log(output_dir: Path) -> dict:
     }
 
 
-def evaluate_run(bench: SideBySideArguments, model: str, name: str, root: Path) -> dict:
+def evaluate_run(bench: SideBySideArguments, model: str, name: str, root: Path, domains=tuple(DOMAINS)) -> dict:
     run_result = {}
-    for key, (task, split, folder) in DOMAINS.items():
+    for key in domains:
+        task, split, folder = DOMAINS[key]
         limit = bench.eval_limit if key == "in_domain" else bench.cross_domain_limit
         metrics, predictions = evaluate(bench, model, task, split, limit, root / "eval" / name / folder)
         run_result[key], run_result[f"{key}_predictions"] = metrics, predictions
@@ -206,7 +207,11 @@ def summarize(results: dict[str, list[dict]], resamples: int) -> dict:
     """Per domain: each method's intervals, and the paired differences of COMPARISONS among the methods present."""
     summary = {}
     for key, (task, _, _) in DOMAINS.items():
-        methods = {name: [r[f"{key}_predictions"] for r in runs] for name, runs in results.items()}
+        methods = {  # a method is summarised once every run of it is scored
+            name: [r[f"{key}_predictions"] for r in runs]
+            for name, runs in results.items()
+            if all(f"{key}_predictions" in r for r in runs)
+        }
         bootstrap = PairedBootstrap(methods, get_task(task), resamples=resamples)
         columns = COLUMNS[key]
         summary[key] = {
@@ -234,7 +239,8 @@ def markdown(results: dict[str, list[dict]], summary: dict, bench: SideBySideArg
     for name, runs in results.items():
         cells = [name, str(len(runs))]
         for key in ("in_domain", "cross_domain"):
-            cells += [str(interval) for interval in summary[key]["methods"][name].values()]
+            intervals = summary[key]["methods"].get(name)
+            cells += [str(i) for i in intervals.values()] if intervals else ["pending"] * len(COLUMNS[key])
         parse = [r["in_domain"].get("parse_rate") for r in runs]
         cells += ["–" if None in parse else f"{sum(parse) / len(parse):.3f}", distinct_answers(runs)]
         seconds = [r["train_seconds"] for r in runs if "train_seconds" in r]
@@ -243,8 +249,8 @@ def markdown(results: dict[str, list[dict]], summary: dict, bench: SideBySideArg
     lines += ["", "Paired differences (method − reference, same rows, same bootstrap draws):", ""]
     lines += ["| difference | EmoBank Corr | EmoBank MAE | MELD acc | MELD wF1 |", "|---|---|---|---|---|"]
     for label, in_domain in summary["in_domain"]["differences"].items():
-        cross = summary["cross_domain"]["differences"][label]
-        cells = [label, *map(str, in_domain.values()), *map(str, cross.values())]
+        cross = summary["cross_domain"]["differences"].get(label)
+        cells = [label, *map(str, in_domain.values()), *(map(str, cross.values()) if cross else ["pending"] * 2)]
         lines.append("| " + " | ".join(cells) + " |")
     note = "Baselines: `hintgrpo baselines`, fit on each task's train split (MELD's too, which no model row sees)."
     return "\n".join(lines) + f"\n\n{note}\n"
@@ -306,12 +312,19 @@ def main(bench: SideBySideArguments) -> dict:
         write_results(results, bench, root)
     rl_methods = [m for m in bench.methods if m in RL_METHODS]
     hard_ids = hard_prompt_ids(bench, sft_dir, root) if rl_methods else None
-    for seed in bench.seeds:  # seed by seed, so a cut-short run still has every method once
-        for method in rl_methods:
-            output_dir = train_rl(bench, method, seed, sft_dir, hard_ids, root)
-            run_result = evaluate_run(bench, str(output_dir), output_dir.name, root) | training_log(output_dir)
-            results.setdefault(method, []).append(run_result)
-            write_results(results, bench, root)
+    # Seed by seed and in-domain first, so a cut-short run still answers on EmoBank for every method; the slower
+    # cross-domain evaluations (MELD prompts carry the dialogue so far) follow.
+    rl_runs = [(method, seed) for seed in bench.seeds for method in rl_methods]
+    for method, seed in rl_runs:
+        output_dir = train_rl(bench, method, seed, sft_dir, hard_ids, root)
+        run_result = evaluate_run(bench, str(output_dir), output_dir.name, root, domains=("in_domain",))
+        results.setdefault(method, []).append(run_result | training_log(output_dir))
+        write_results(results, bench, root)
+    for method, seed in rl_runs:
+        run_result = results[method][bench.seeds.index(seed)]
+        run_result |= evaluate_run(bench, str(root / f"{method}_seed{seed}"), f"{method}_seed{seed}", root,
+                                   domains=("cross_domain",))  # fmt: skip
+        write_results(results, bench, root)
     table = write_results(results, bench, root)
     print(table)
     return results
