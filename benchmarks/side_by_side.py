@@ -52,7 +52,11 @@ BASELINES = ("constant", "vader", "tfidf")
 IN_DOMAIN = ("emobank", "dev")
 CROSS_DOMAIN = ("meld_sentiment", "test")
 DOMAINS = {"in_domain": (*IN_DOMAIN, "emobank_dev"), "cross_domain": (*CROSS_DOMAIN, "meld_test")}
-COLUMNS = {"in_domain": ("Corr", "MAE"), "cross_domain": ("accuracy", "weighted_f1")}
+# On MELD the coarse result is the sentiment label, so an EmoBank-trained model (which answers a score) is scored on
+# the polarity it discriminates; `accuracy` and `weighted_f1` judge the final answer, which must be a MELD label.
+COLUMNS = {"in_domain": ("Corr", "MAE"), "cross_domain": ("polarity_accuracy", "accuracy", "weighted_f1")}
+HEADERS = {"Corr": "EmoBank Corr", "MAE": "EmoBank MAE", "polarity_accuracy": "MELD polarity acc",
+           "accuracy": "MELD label acc", "weighted_f1": "MELD label wF1"}  # fmt: skip
 # (method, reference): the differences the table reports, paired over the same rows.
 COMPARISONS = (
     ("hint", "grpo"),
@@ -233,7 +237,8 @@ def distinct_answers(runs: list[dict]) -> str:
 def markdown(results: dict[str, list[dict]], summary: dict, bench: SideBySideArguments) -> str:
     rows = (f"first {bench.eval_limit}" if bench.eval_limit else "all") + " EmoBank dev rows, "
     rows += (f"first {bench.cross_domain_limit}" if bench.cross_domain_limit else "all") + " MELD test rows"
-    header = ["method", "seeds", "EmoBank Corr", "EmoBank MAE", "MELD acc", "MELD wF1", "parse", "distinct", "train s"]
+    metric_headers = [HEADERS[c] for key in ("in_domain", "cross_domain") for c in COLUMNS[key]]
+    header = ["method", "seeds", *metric_headers, "parse", "distinct", "train s"]
     lines = [f"Value [95% bootstrap interval over the rows]; seeds averaged; {rows}.", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, runs in results.items():
@@ -247,10 +252,11 @@ def markdown(results: dict[str, list[dict]], summary: dict, bench: SideBySideArg
         cells.append(f"{sum(seconds) / len(seconds):.0f}" if seconds else "–")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Paired differences (method − reference, same rows, same bootstrap draws):", ""]
-    lines += ["| difference | EmoBank Corr | EmoBank MAE | MELD acc | MELD wF1 |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(["difference", *metric_headers]) + " |", "|" + "---|" * (1 + len(metric_headers))]
     for label, in_domain in summary["in_domain"]["differences"].items():
         cross = summary["cross_domain"]["differences"].get(label)
-        cells = [label, *map(str, in_domain.values()), *(map(str, cross.values()) if cross else ["pending"] * 2)]
+        cross_cells = [i.signed() for i in cross.values()] if cross else ["pending"] * len(COLUMNS["cross_domain"])
+        cells = [label, *(i.signed() for i in in_domain.values()), *cross_cells]
         lines.append("| " + " | ".join(cells) + " |")
     note = "Baselines: `hintgrpo baselines`, fit on each task's train split (MELD's too, which no model row sees)."
     return "\n".join(lines) + f"\n\n{note}\n"

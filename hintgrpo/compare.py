@@ -31,6 +31,10 @@ class Interval:
     high: float
 
     def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+    def signed(self) -> str:
+        """As a difference: every number with its sign."""
         return f"{self.value:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
 
 
