@@ -97,7 +97,7 @@ class SideBySideArguments:
     max_new_tokens: int = field(default=160, metadata={"help": "Evaluation generation budget of trained models."})
     hard_pool: int = field(default=128, metadata={"help": "Training rows searched for hard prompts."})
     hard_prompts: int = field(default=16, metadata={"help": "Hard training prompts followed over training."})
-    hard_eval_steps: int = field(default=4, metadata={"help": "Steps between evaluations on the hard prompts."})
+    hard_eval_steps: int = field(default=6, metadata={"help": "Steps between evaluations on the hard prompts."})
     resamples: int = field(default=1000, metadata={"help": "Bootstrap draws of the rows."})
 
 
@@ -171,7 +171,7 @@ def train_rl(bench: SideBySideArguments, method: str, seed: int, sft_dir: Path, 
                        "--save_steps", "4", "--seed", str(seed), "--output_dir", str(output_dir),
                        "--eval_strategy", "steps", "--eval_steps", str(bench.hard_eval_steps),
                        "--eval_on_start", "true", "--eval_split", "train", "--eval_ids_file", str(hard_ids),
-                       "--per_device_eval_batch_size", "16", *RL_METHODS[method]))  # fmt: skip
+                       "--per_device_eval_batch_size", "64", *RL_METHODS[method]))  # fmt: skip
     return output_dir
 
 
