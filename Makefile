@@ -16,7 +16,7 @@ setup:
 
 # The main job on the embedded default: lexicon-teacher CoT -> cold-start SFT -> Hint-GRPO -> evaluation, beside the
 # baselines scored on the same rows (LIMIT= for all 1,000 EmoBank dev rows). Every stage resumes where it stopped when rerun.
-ACCELERATE = $(PYTHON) -m accelerate.commands.launch --config_file accelerate_configs/cpu.yaml
+ACCELERATE = $(PYTHON) -m accelerate.commands.launch --quiet --config_file accelerate_configs/cpu.yaml
 demo: setup
 	$(PYTHON) -m hintgrpo.cli models prepare $(MODEL)
 	$(PYTHON) -m hintgrpo.cli synthesize --task emobank --split train --backend lexicon --data_dir $(DATA_DIR) \
