@@ -306,5 +306,5 @@ def test_preprocess_commands_join_features_to_teacher_cot(mosi, tmp_path):
     main(["score", "--input", str(mosi / "cot.jsonl"), "--output_dir", str(tmp_path / "scored"), *options])
     scored = load_from_disk(str(tmp_path / "scored"))
     assert {"audio", "vision", "weight"} <= set(scored.column_names) and len(scored) == 4
-    with pytest.raises(ValueError, match="keeps its rows' features: drop --features_file"):
+    with pytest.raises(SystemExit, match="^error: .*keeps its rows' features: drop --features_file"):
         main(["score", "--input", str(tmp_path / "scored"), "--output_dir", str(tmp_path / "again"), *options])
