@@ -1,9 +1,5 @@
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 from datasets import Dataset
@@ -187,23 +183,14 @@ def test_a_repeated_id_skipped_by_the_loader_gets_one_record(tiny_model_dir, rea
     assert len(ids) == len(set(ids)) == 4
 
 
-def test_an_evaluation_killed_mid_run_resumes_without_loss_or_duplicates(tiny_model_dir, real_data_dir, tmp_path):
+def test_an_evaluation_killed_mid_run_resumes_without_loss_or_duplicates(
+    tiny_model_dir, real_data_dir, tmp_path, run_until_killed
+):
     predictions = tmp_path / "predictions.jsonl"
     command = [sys.executable, "-m", "hintgrpo.cli", "evaluate", "--model", str(tiny_model_dir), "--task", "emobank"]
     command += ["--data_dir", str(real_data_dir), "--split", "dev", "--output_dir", str(tmp_path), "--limit", "150"]
     command += ["--batch_size", "1", "--max_new_tokens", "8"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not (predictions.is_file() and predictions.read_bytes().count(b"\n") >= 3):
-            assert process.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
-            time.sleep(0.01)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
-    before = predictions.read_bytes()
+    before = run_until_killed(command, predictions, lines=3, timeout=120)
     whole = before[: before.rfind(b"\n") + 1]
     assert 3 <= whole.count(b"\n") < 150
     with open(predictions, "ab") as handle:  # as if the kill landed inside a write

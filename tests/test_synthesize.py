@@ -1,9 +1,6 @@
 import json
 import logging
-import os
 import re
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -353,25 +350,14 @@ def test_rerun_skips_written_samples(real_data_dir, tmp_path):
     assert len(read_records(output)) == 9
 
 
-def test_a_run_killed_mid_write_resumes_cleanly(real_data_dir, tmp_path):
+def test_a_run_killed_mid_write_resumes_cleanly(real_data_dir, tmp_path, run_until_killed):
     samples = rows(real_data_dir, "emobank", "train", 30)
     output = tmp_path / "cot.jsonl"
     with ChatServer(lexicon_reply(samples), delay=0.2) as server:
         command = [sys.executable, "-m", "hintgrpo.cli", "synthesize", "--task", "emobank", "--split", "train"]
         command += ["--data_dir", str(real_data_dir), "--output_file", str(output), "--limit", "30"]
         command += ["--backend", "openai", "--base_url", server.base_url, "--teacher_model", "t", "--concurrency", "2"]
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while not (output.is_file() and output.read_bytes().count(b"\n") >= 4):
-                assert process.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
-                time.sleep(0.01)
-            os.kill(process.pid, signal.SIGKILL)
-        finally:
-            process.kill()
-            process.wait()
-        assert process.returncode == -signal.SIGKILL
-        before = output.read_bytes()
+        before = run_until_killed(command, output, lines=4, timeout=60, cwd=tmp_path)
         whole = before[: before.rfind(b"\n") + 1]
         assert 4 <= whole.count(b"\n") < 30
         # A kill can land inside a write; make sure the file ends in a torn record.
