@@ -212,28 +212,11 @@ def test_forced_prefix_tokens_carry_no_gradient(tiny_model_dir, tmp_path):
     forced = (batch["tool_mask"] == 0) & (batch["completion_mask"] == 1)
     generated = (batch["tool_mask"] == 1) & (batch["completion_mask"] == 1)
     assert forced.any() and generated.any()
-    batch["advantages"] = torch.linspace(-1.0, 1.0, batch["advantages"].numel())  # every row pushes the loss
 
-    captured = {}
-    original = trainer._get_per_token_logps_and_entropies
-
-    def capture(*args, **kwargs):
-        logps, entropies, aux = original(*args, **kwargs)
-        logps.retain_grad()
-        captured["logps"] = logps
-        return logps, entropies, aux
-
-    trainer._get_per_token_logps_and_entropies = capture
-
-    def grad_of(inputs):
-        trainer.model.zero_grad()
-        trainer.compute_loss(trainer.model, inputs).backward()
-        return captured["logps"].grad
-
-    grad = grad_of(batch)
+    grad = loss_grad(trainer, batch)
     assert torch.all(grad[forced] == 0) and grad[generated].abs().sum() > 0
     # Control: unmasked, the same tokens do get gradient.
-    unmasked = grad_of({k: v for k, v in batch.items() if k != "tool_mask"})
+    unmasked = loss_grad(trainer, {k: v for k, v in batch.items() if k != "tool_mask"})
     assert unmasked[forced].abs().sum() > 0
 
 
@@ -470,8 +453,11 @@ def loss_grad(trainer, batch) -> torch.Tensor:
         return logps, entropies, aux
 
     trainer._get_per_token_logps_and_entropies = capture
-    trainer.model.zero_grad()
-    trainer.compute_loss(trainer.model, batch).backward()
+    try:
+        trainer.model.zero_grad()
+        trainer.compute_loss(trainer.model, batch).backward()
+    finally:
+        trainer._get_per_token_logps_and_entropies = original
     return captured["logps"].grad
 
 
