@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from trl import TrlParser  # noqa: E402
 
 from hintgrpo.compare import PairedBootstrap, read_predictions  # noqa: E402
+from hintgrpo.jsonl import read_records  # noqa: E402
 from hintgrpo.tasks import get_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,7 @@ COMPARISONS = (
     ("sft", "baseline: tfidf"),
 )
 HARD_ACCURACY = "eval_rewards/polarity_reward/mean"
+STAGES = "stages.jsonl"  # one record per finished stage: its command, kind and wall time
 
 
 @dataclass
@@ -101,12 +103,33 @@ class SideBySideArguments:
     resamples: int = field(default=1000, metadata={"help": "Bootstrap draws of the rows."})
 
 
-def run(command: list[str]) -> float:
-    """Run a stage, echoing it as a reproducible command line; its wall time in seconds."""
+def run(command: list[str], bench: SideBySideArguments) -> None:
+    """Run a stage, echoing it as a reproducible command line; its wall time goes to `STAGES` once it finishes."""
     print("+", shlex.join(command), flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
-    return time.perf_counter() - started
+    record = {"command": shlex.join(command), "kind": stage_kind(command), "seconds": time.perf_counter() - started}
+    with open(Path(bench.output_dir) / STAGES, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def stage_kind(command: list[str]) -> str:
+    if any(part.startswith("recipes/") for part in command):
+        return "training"
+    return next(kind for kind in ("synthesize", "evaluate", "baselines") if kind in command)
+
+
+def stage_costs(root: Path) -> str:
+    """One line: the wall time of every finished stage, in all, and by kind (empty before any finished here)."""
+    records = read_records(root / STAGES)
+    if not records:
+        return ""
+    kinds: dict[str, float] = {}
+    for record in records:
+        kinds[record["kind"]] = kinds.get(record["kind"], 0.0) + record["seconds"]
+    parts = ", ".join(f"{kind} {seconds / 60:.1f}" for kind, seconds in kinds.items())
+    total = sum(kinds.values()) / 60
+    return f"Wall time of the {len(records)} finished stages: {total:.1f} min ({parts}); each in `{STAGES}`."
 
 
 def accelerate(recipe: str, *args: str) -> list[str]:
@@ -133,10 +156,10 @@ def train_sft(bench: SideBySideArguments, root: Path) -> Path:
     if not trained(output_dir):
         cot_file = root / "cot_emobank_train.jsonl"
         run(hintgrpo("synthesize", "--task", "emobank", "--split", "train", "--backend", "lexicon",
-                     "--data_dir", bench.data_dir, "--output_file", str(cot_file)))  # fmt: skip
+                     "--data_dir", bench.data_dir, "--output_file", str(cot_file)), bench)  # fmt: skip
         run(accelerate("recipes/sft.py", "--config", "recipes/configs/demo/sft.yaml",
                        "--model_name_or_path", bench.model, "--cot_file", str(cot_file),
-                       "--max_steps", str(bench.sft_steps), "--output_dir", str(output_dir)))  # fmt: skip
+                       "--max_steps", str(bench.sft_steps), "--output_dir", str(output_dir)), bench)  # fmt: skip
     return output_dir
 
 
@@ -147,7 +170,7 @@ def evaluate(bench: SideBySideArguments, model: str, task: str, split: str, limi
     if model != bench.model:  # trained models write the DC format, whose answer comes after the reasoning
         args += ["--max_new_tokens", str(bench.max_new_tokens)]
     if not (output_dir / "metrics.json").is_file():
-        run(hintgrpo(*args))
+        run(hintgrpo(*args), bench)
     return json.loads((output_dir / "metrics.json").read_text()), read_predictions(output_dir / "predictions.jsonl")
 
 
@@ -171,7 +194,7 @@ def train_rl(bench: SideBySideArguments, method: str, seed: int, sft_dir: Path, 
                        "--save_steps", "4", "--seed", str(seed), "--output_dir", str(output_dir),
                        "--eval_strategy", "steps", "--eval_steps", str(bench.hard_eval_steps),
                        "--eval_on_start", "true", "--eval_split", "train", "--eval_ids_file", str(hard_ids),
-                       "--per_device_eval_batch_size", "64", *RL_METHODS[method]))  # fmt: skip
+                       "--per_device_eval_batch_size", "64", *RL_METHODS[method]), bench)  # fmt: skip
     return output_dir
 
 
@@ -180,7 +203,7 @@ def baselines(bench: SideBySideArguments, task: str, split: str, limit: int | No
     output_dir = output_dir / ("all" if limit is None else f"first{limit}")
     if not (output_dir / "metrics.json").is_file():
         run(hintgrpo("baselines", "--task", task, "--split", split, "--data_dir", bench.data_dir,
-                     "--output_dir", str(output_dir), "--baselines", *BASELINES, *limited(limit)))  # fmt: skip
+                     "--output_dir", str(output_dir), "--baselines", *BASELINES, *limited(limit)), bench)  # fmt: skip
     metrics = json.loads((output_dir / "metrics.json").read_text())
     return {name: (metrics[name], read_predictions(output_dir / f"predictions_{name}.jsonl")) for name in BASELINES}
 
@@ -259,7 +282,7 @@ def markdown(results: dict[str, list[dict]], summary: dict, bench: SideBySideArg
         cells = [label, *(i.signed() for i in in_domain.values()), *cross_cells]
         lines.append("| " + " | ".join(cells) + " |")
     note = "Baselines: `hintgrpo baselines`, fit on each task's train split (MELD's too, which no model row sees)."
-    return "\n".join(lines) + f"\n\n{note}\n"
+    return "\n\n".join(part for part in ("\n".join(lines), note, stage_costs(Path(bench.output_dir))) if part) + "\n"
 
 
 def plot_curves(results: dict[str, list[dict]], key: str, ylabel: str, path: Path) -> None:

@@ -73,6 +73,12 @@ def test_side_by_side_benchmark_runs_rl_rows_at_equal_completion_budget(tiny_mod
     table = (tmp_path / "results.md").read_text()
     assert "| hint | 1 |" in table and all(f"| {name} | 1 |" in table for name in baselines)
     assert "| hint − grpo |" in table
+    # Every stage that ran is timed: 2 baselines, SFT (synthesis, training), 3 rows × 2 domains, the hard-prompt search.
+    stages = [json.loads(line) for line in (tmp_path / "stages.jsonl").read_text().splitlines()]
+    kinds = [stage["kind"] for stage in stages]
+    assert kinds.count("baselines") == 2 and kinds.count("synthesize") == 1 and kinds.count("evaluate") == 7
+    assert kinds.count("training") == 3 and all(stage["seconds"] > 0 for stage in stages)
+    assert f"Wall time of the {len(stages)} finished stages:" in table
 
 
 def test_quality_weights_benchmark_puts_baselines_beside_both_runs(tiny_model_dir, real_data_dir, tmp_path):

@@ -119,7 +119,14 @@ def samples(n=2, weight=1.0, task="emobank", labels=(-2.0, 1.0)):
 
 
 def make_trainer(
-    model_dir, tmp_path, trainer_cls=HintGRPOTrainer, config_cls=HintGRPOConfig, rewards=None, dataset=None, **options
+    model_dir,
+    tmp_path,
+    trainer_cls=HintGRPOTrainer,
+    config_cls=HintGRPOConfig,
+    rewards=None,
+    dataset=None,
+    eval_dataset=None,
+    **options,
 ):
     defaults = dict(max_completion_length=16, max_steps=2, learning_rate=1e-2, report_to=[], logging_steps=1)
     config = config_cls(
@@ -136,6 +143,7 @@ def make_trainer(
         model=str(model_dir),
         args=config,
         train_dataset=dataset or samples(),
+        eval_dataset=eval_dataset,
         reward_funcs=rewards or [length_reward, *get_reward_funcs(["polarity"])],
     )
 
@@ -265,6 +273,22 @@ def test_completion_budget_counts_hinted_completions_and_stops_training(
     assert trainer.state.global_step == steps_run
     logged = [log["completions/generated_total"] for log in trainer.state.log_history if "loss" in log]
     assert logged == totals
+
+
+def test_a_run_stopped_by_its_completion_budget_evaluates_its_final_model(tiny_model_dir, tmp_path):
+    # Steps of 8 completions: periodic evaluation at step 2, the budget of 20 ends the run at step 3.
+    trainer = make_trainer(
+        tiny_model_dir,
+        tmp_path,
+        hint_mode="none",
+        max_steps=10,
+        completion_budget=20,
+        eval_dataset=samples(),
+        eval_strategy="steps",
+        eval_steps=2,
+    )
+    trainer.train()
+    assert [log["step"] for log in trainer.state.log_history if "eval_runtime" in log] == [2, 3]
 
 
 def test_config_rejects_unknown_options(tmp_path):

@@ -31,7 +31,8 @@ DAPO-style dynamic sampling (`dynamic_sampling=True`) runs on the same hook: gro
 all equal are replaced by groups of fresh prompts from the training set, up to `max_refill_rounds` times.
 
 Every generated completion is counted (`completions/generated_total`), and `completion_budget` stops training
-once the count reaches it, so methods that re-sample can be compared at equal generation cost. TRL's
+once the count reaches it (evaluating that final model when the run evaluates), so methods that re-sample can be
+compared at equal generation cost. TRL's
 `completions/*` length metrics and `num_tokens` are recomputed on the rows as they are trained.
 """
 
@@ -250,6 +251,8 @@ class HintGRPOTrainer(GRPOTrainer):
         budget = self.args.completion_budget
         if budget is not None and self.generated_completions >= budget:
             self.control.should_training_stop = True  # after this step: every process counts the same
+            # transformers evaluates the last step of a run that ends at max_steps; this one ends here.
+            self.control.should_evaluate = self.args.eval_strategy != "no"
 
     def _log_trained_lengths(self, generation: Generation, tokens_seen: int) -> None:
         """Redo TRL's length metrics and token count, which `_generate` took before rows were replaced."""
