@@ -32,8 +32,8 @@ all equal are replaced by groups of fresh prompts from the training set, up to `
 
 Every generated completion is counted (`completions/generated_total`), and `completion_budget` stops training
 once the count reaches it (evaluating that final model when the run evaluates), so methods that re-sample can be
-compared at equal generation cost. TRL's
-`completions/*` length metrics and `num_tokens` are recomputed on the rows as they are trained.
+compared at equal generation cost. TRL's `completions/*` length metrics and `num_tokens` are recomputed on the rows
+as they are trained.
 """
 
 from __future__ import annotations
