@@ -8,10 +8,13 @@ Parts (`--parts`):
 
 - matmul: fp32 `torch.mm` of square matrices (`--matmul_sizes`), best of `--matmul_reps`, on the threads torch uses,
   at the start of the run and again at its end; the higher figure is the baseline. It is measured in the run because
-  the CPU is shared: the fractions below are of what the machine gave this run, not of a datasheet peak.
-- generation: `generate_batch` (greedy, the evaluation path) on the DC prompts of the first EmoBank dev rows, one
-  batch per `--generation_batches` size with `--max_new_tokens`: rows/s, generated tokens/s (a row's tokens up to and
-  including its EOS; the padding after it is not counted) and prompt tokens per row.
+  the CPU is shared: the fractions below are of what the machine gave this run, not of a datasheet peak. The bf16
+  rate is measured once, at the smallest size, as the reference of a bf16 model (and of what bf16 would buy here).
+- generation: greedy decoding (the evaluation path) of the DC prompts of the first EmoBank dev rows, one batch per
+  `--generation_batches` size with `--max_new_tokens`, by each decoder of `--generation_paths` in turn: before
+  (`transformers`: `model.generate`) and after (`hintgrpo`: `hintgrpo.models.decoding.greedy_decode`). Rows/s,
+  generated tokens/s (a row's tokens up to and including its EOS or stop string; padding is not counted) and prompt
+  tokens per row, with the prefix they share. `--generation_model` a fine-tuned model: it stops where it answers.
 - sft: `WeightedSFTTrainer` with the options of `--sft_config`, on lexicon-teacher CoT of EmoBank train written into
   `--output_dir`: samples/s, tokens/s (the batches' non-pad tokens) and tokens per sample, over `--sft_steps`
   optimizer steps after one warm-up step.
@@ -44,16 +47,21 @@ import torch
 from transformers import TrainerCallback
 from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config, get_quantization_config
 
-from hintgrpo.configs import GRPOScriptArguments, SFTScriptArguments, SynthesizeArguments
+from hintgrpo.configs import DTYPE_CHOICES, GRPOScriptArguments, SFTScriptArguments, SynthesizeArguments
 from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import build_messages
-from hintgrpo.models import generate_batch, load_for_generation
+from hintgrpo.models import load_for_generation, trained_prompt_style
+from hintgrpo.models.decoding import chat_prompt_ids, greedy_decode, shared_prefix_length, transformers_greedy_decode
 from hintgrpo.rewards import get_reward_funcs
 from hintgrpo.teachers.synthesize import synthesize
 from hintgrpo.trainers import HintGRPOConfig, HintGRPOTrainer, WeightedSFTTrainer
 from hintgrpo.training import model_init_kwargs, model_path, prompt_dataset, sft_datasets
 
 PARTS = ("matmul", "generation", "sft", "grpo")
+# The decoders the generation part times on the same prompts: transformers' `model.generate` (one left-padded batch,
+# every row decoded until the longest is done) and hintgrpo's (shared prompt prefix; a row leaves at EOS or
+# `</answer>`).
+GENERATION_PATHS = {"transformers": transformers_greedy_decode, "hintgrpo": greedy_decode}
 GRPO_PHASES = ("generation", "scoring", "other_preparation", "forward", "backward", "optimizer_and_rest")
 # Options every training part sets whatever its YAML says: a CPU run of a few steps that saves and reports nothing.
 TRAINING_OVERRIDES = ["--use_cpu", "true", "--bf16", "false", "--report_to", "none", "--save_strategy", "no"]
@@ -80,6 +88,17 @@ class ThroughputArguments:
         default_factory=lambda: [1, 16, 64], metadata={"help": "Batch sizes of the generation part."}
     )
     max_new_tokens: int = field(default=64, metadata={"help": "Generation budget per row of the generation part."})
+    generation_model: str | None = field(
+        default=None,
+        metadata={"help": "Model of the generation part (default: --model); a fine-tuned one stops where it answers."},
+    )
+    generation_paths: list[str] = field(
+        default_factory=lambda: list(GENERATION_PATHS),
+        metadata={"help": "Decoders timed on the same prompts: transformers (before), hintgrpo (after)."},
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "Precision of the generation part's model.", "choices": list(DTYPE_CHOICES)}
+    )
     sft_config: str = field(
         default="recipes/configs/demo/sft.yaml", metadata={"help": "recipes/sft.py config whose options SFT runs with."}
     )
@@ -91,9 +110,10 @@ class ThroughputArguments:
     grpo_steps: int = field(default=2, metadata={"help": "Timed GRPO optimizer steps (after one warm-up step)."})
 
     def __post_init__(self):
-        unknown = [part for part in self.parts if part not in PARTS]
-        if unknown:
-            raise ValueError(f"--parts: unknown {unknown}; choose from {list(PARTS)}")
+        for name, known in (("parts", PARTS), ("generation_paths", GENERATION_PATHS)):
+            unknown = [value for value in getattr(self, name) if value not in known]
+            if unknown:
+                raise ValueError(f"--{name}: unknown {unknown}; choose from {list(known)}")
         for name in ("threads", "matmul_reps", "max_new_tokens", "sft_steps", "grpo_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
@@ -122,12 +142,15 @@ def gflops(flops: float, seconds: float) -> float:
 
 
 def add_fractions(results: dict) -> None:
-    """Each `*gflops*` figure also as a `*matmul_fraction*` of the run's matmul GFLOP/s (None without that part)."""
-    reference = results.get("matmul", {}).get("gflops")
+    """Each `*gflops*` figure also as a `*matmul_fraction*` of the run's fp32 matmul GFLOP/s and a
+    `*bf16_matmul_fraction*` of its bf16 one (None without the matmul part)."""
+    matmul = results.get("matmul", {})
+    references = {"matmul_fraction": matmul.get("gflops"), "bf16_matmul_fraction": matmul.get("bf16", {}).get("gflops")}
     figures = [results.get("sft"), results.get("grpo"), *results.get("generation", {}).get("batches", [])]
     for figure in filter(None, figures):
         for key in [key for key in figure if "gflops" in key]:
-            figure[key.replace("gflops", "matmul_fraction")] = figure[key] / reference if reference else None
+            for name, reference in references.items():
+                figure[key.replace("gflops", name)] = figure[key] / reference if reference else None
 
 
 def measure_matmul(args: ThroughputArguments) -> dict:
@@ -146,50 +169,19 @@ def measure_matmul(args: ThroughputArguments) -> dict:
         "gflops": best["gflops"],
         "measured_gflops": [best["gflops"]],
         "sizes": sizes,
+        "bf16": measure_bf16_matmul(min(args.matmul_sizes)),
     }
 
 
-def record_generate(model) -> list[dict]:
-    """Wrap `model.generate` so that each call's prompt and output are kept: the returned list fills as it runs."""
-    calls, generate = [], model.generate
-
-    @functools.wraps(generate)
-    def recorded(*args, **kwargs):
-        output = generate(*args, **kwargs)
-        input_ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
-        mask = kwargs.get("attention_mask")
-        calls.append(
-            {
-                "input_ids": input_ids,
-                "attention_mask": mask if mask is not None else torch.ones_like(input_ids),
-                "sequences": getattr(output, "sequences", output),
-            }
-        )
-        return output
-
-    model.generate = recorded
-    return calls
-
-
-def generated_lengths(new_tokens: torch.Tensor, eos_ids: set[int], pad_id: int | None) -> list[int]:
-    """Tokens each row generated: up to and including its first EOS, else without the padding after a stop."""
-    lengths = []
-    for row in new_tokens.tolist():
-        eos = next((i for i, token in enumerate(row) if token in eos_ids), None)
-        if eos is not None:
-            lengths.append(eos + 1)
-            continue
-        length = len(row)
-        while length and row[length - 1] == pad_id:
-            length -= 1
-        lengths.append(length)
-    return lengths
-
-
-def eos_token_ids(model, tokenizer) -> set[int]:
-    configured = model.generation_config.eos_token_id
-    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+def measure_bf16_matmul(n: int) -> dict:
+    """bf16 `torch.mm` at size n, best of 2: without native bf16 a product takes seconds, so it is timed twice only."""
+    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+    seconds = []
+    for _ in range(3):  # the first is the warm-up
+        started = time.perf_counter()
+        torch.mm(a, b)
+        seconds.append(time.perf_counter() - started)
+    return {"size": n, "seconds": min(seconds[1:]), "gflops": gflops(2 * n**3, min(seconds[1:]))}
 
 
 def tuned_prompt_style(args: ThroughputArguments) -> str | None:
@@ -203,39 +195,44 @@ def measure_generation(args: ThroughputArguments) -> dict:
     rows = max(args.generation_batches)
     if rows > len(dev):
         raise ValueError(f"--generation_batches: {rows} rows asked, EmoBank dev has {len(dev)}")
-    style = tuned_prompt_style(args)
+    model_name = args.generation_model or args.model
+    style = trained_prompt_style(model_name) or tuned_prompt_style(args)
     conversations = [build_messages(sample, prompt_style=style) for sample in dev.select(range(rows))]
-    model, tokenizer = load_for_generation(args.model)
-    (parameters, body), eos_ids = count_parameters(model), eos_token_ids(model, tokenizer)
-    calls = record_generate(model)
-    generate_batch(model, tokenizer, conversations[:1], max_new_tokens=2)  # warm-up
+    model, tokenizer = load_for_generation(model_name, args.dtype)
+    prompts = chat_prompt_ids(tokenizer, conversations)
+    parameters, body = count_parameters(model)
     batches = []
     for batch in args.generation_batches:
-        calls.clear()
-        started = time.perf_counter()
-        generate_batch(model, tokenizer, conversations[:batch], args.max_new_tokens)
-        seconds = time.perf_counter() - started
-        generated = sum(
-            sum(generated_lengths(c["sequences"][:, c["input_ids"].shape[1] :], eos_ids, tokenizer.pad_token_id))
-            for c in calls
-        )
-        prompt = sum(int(c["attention_mask"].sum()) for c in calls)
-        batches.append(
-            {
-                "batch": batch,
-                "seconds": seconds,
-                "rows_per_second": batch / seconds,
-                "generated_tokens": generated,
-                "tokens_per_second": generated / seconds,
-                "generated_tokens_per_row": generated / batch,
-                "prompt_tokens_per_row": prompt / batch,
-                "padded_prompt_length": max(c["input_ids"].shape[1] for c in calls),
-                "gflops": gflops(2 * parameters * generated, seconds),
-                "gflops_with_prompt": gflops(2 * parameters * generated + 2 * body * prompt, seconds),
-            }
-        )
-        print(f"generation batch {batch}: {batches[-1]['tokens_per_second']:.1f} tokens/s", flush=True)
-    return {"parameters": parameters, "max_new_tokens": args.max_new_tokens, "batches": batches}
+        for path in args.generation_paths:
+            decode = GENERATION_PATHS[path]
+            decode(model, tokenizer, prompts[:1], 2)  # warm-up
+            started = time.perf_counter()
+            continuations = decode(model, tokenizer, prompts[:batch], args.max_new_tokens)
+            seconds = time.perf_counter() - started
+            generated, prompt = sum(len(c) for c in continuations), sum(len(p) for p in prompts[:batch])
+            batches.append(
+                {
+                    "batch": batch,
+                    "path": path,
+                    "seconds": seconds,
+                    "rows_per_second": batch / seconds,
+                    "generated_tokens": generated,
+                    "tokens_per_second": generated / seconds,
+                    "generated_tokens_per_row": generated / batch,
+                    "prompt_tokens_per_row": prompt / batch,
+                    "shared_prefix_tokens": shared_prefix_length(prompts[:batch]),
+                    "gflops": gflops(2 * parameters * generated, seconds),
+                    "gflops_with_prompt": gflops(2 * parameters * generated + 2 * body * prompt, seconds),
+                }
+            )
+            print(f"generation batch {batch}, {path}: {batches[-1]['tokens_per_second']:.1f} tokens/s", flush=True)
+    return {
+        "model": model_name,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "parameters": parameters,
+        "max_new_tokens": args.max_new_tokens,
+        "batches": batches,
+    }
 
 
 class StepTimer(TrainerCallback):
@@ -457,18 +454,24 @@ def markdown(results: dict) -> str:
     ]
     matmul = results.get("matmul")
     if matmul:
-        lines.append(
+        bf16 = matmul["bf16"]
+        lines += [
             f"| matmul | fp32 mm n={matmul['size']}, best of {matmul['reps']}, {matmul['threads']} threads; GFLOP/s "
             f"{' then '.join(f'{g:.1f}' for g in matmul['measured_gflops'])} (start, end) | | | | "
-            f"| {matmul['gflops']:.1f} | 1 |"
-        )
-    for b in results.get("generation", {}).get("batches", []):
+            f"| {matmul['gflops']:.1f} | 1 |",
+            f"| matmul | bf16 mm n={bf16['size']}, best of 2 | {bf16['seconds']:.2f} | | | | {bf16['gflops']:.1f} "
+            f"| {bf16['gflops'] / matmul['gflops']:.3f} |",
+        ]
+    generation = results.get("generation", {})
+    for b in generation.get("batches", []):
         lines.append(
-            f"| generation | batch {b['batch']}, greedy, {results['generation']['max_new_tokens']} new tokens "
-            f"| {b['seconds']:.1f} | {b['rows_per_second']:.2f} | {b['tokens_per_second']:.1f} "
-            f"| {b['prompt_tokens_per_row']:.0f} prompt + {b['generated_tokens_per_row']:.1f} generated "
+            f"| generation | batch {b['batch']}, {b['path']}, greedy {generation['dtype']}, "
+            f"≤{generation['max_new_tokens']} new tokens | {b['seconds']:.1f} | {b['rows_per_second']:.2f} "
+            f"| {b['tokens_per_second']:.1f} | {b['prompt_tokens_per_row']:.0f} prompt "
+            f"({b['shared_prefix_tokens']} shared) + {b['generated_tokens_per_row']:.1f} generated "
             f"| {b['gflops']:.3g} | {fraction(b['matmul_fraction'])} "
-            f"({fraction(b['matmul_fraction_with_prompt'])} with prompt) |"
+            f"({fraction(b['matmul_fraction_with_prompt'])} with prompt; of bf16: "
+            f"{fraction(b['bf16_matmul_fraction_with_prompt'])}) |"
         )
     sft = results.get("sft")
     if sft:

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+DTYPE_CHOICES = ("auto", "float32", "bfloat16")
+DTYPE_HELP = (
+    "Precision of the local model's weights: auto is bfloat16 where the device computes it natively (a CUDA GPU with "
+    "bf16, a CPU with avx512_bf16 or AMX), else float32; the log says which and why."
+)
+
 
 @dataclass
 class DataArguments:
@@ -120,6 +126,7 @@ class EvaluateArguments(MediaArguments, PromptArguments, DataArguments):
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N rows."})
     batch_size: int = field(default=64, metadata={"help": "Prompts generated together."})
     max_new_tokens: int = field(default=128, metadata={"help": "Generation budget per completion."})
+    dtype: str = field(default="auto", metadata={"help": DTYPE_HELP, "choices": list(DTYPE_CHOICES)})
 
 
 TEACHER_BACKENDS = ("openai", "transformers", "lexicon")
@@ -232,6 +239,9 @@ class TeacherArguments(CheckedArguments):
     teacher_max_new_tokens: int = field(
         default=512, metadata={"help": "Generation budget per teacher reply.", "aliases": ["--max_new_tokens"]}
     )
+    teacher_dtype: str = field(
+        default="auto", metadata={"help": f"transformers backend: {DTYPE_HELP}", "choices": list(DTYPE_CHOICES)}
+    )
 
 
 @dataclass
@@ -243,6 +253,15 @@ class SynthesizeArguments(DataArguments, TeacherArguments):
     limit: int | None = field(default=None, metadata={"help": "Only the first N rows."})
     # Synthesis is what a real teacher is for; the preprocessing steps default to the offline one.
     teacher_backend: str = teacher_backend_field("openai")
+    # --dtype here only: the recipes, whose preprocessing steps take the teacher options, have ModelConfig's --dtype.
+    teacher_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": f"transformers backend: {DTYPE_HELP}",
+            "choices": list(DTYPE_CHOICES),
+            "aliases": ["--dtype"],
+        },
+    )
 
 
 @dataclass

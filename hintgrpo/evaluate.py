@@ -20,13 +20,24 @@ from hintgrpo.data.prompts import build_messages
 from hintgrpo.jsonl import read_records, write_jsonl
 from hintgrpo.metrics import compute_metrics
 from hintgrpo.models import generate_batch, load_for_generation, trained_prompt_style
+from hintgrpo.models.precision import generation_device, resolve_dtype
 from hintgrpo.plots import plot_confusion, plot_scatter
 from hintgrpo.reasoning import parse_completion
 from hintgrpo.tasks import TaskSpec, get_task
 
 # Settings that change the predictions: a resumed run must match them.
 # Records are keyed by sample id, so runs that differ only in --limit share (and extend) one predictions file.
-RUN_KEYS = ("model", "task", "split", "max_new_tokens", "prompt_style", "modality_route", "features_file", "media_file")
+RUN_KEYS = (
+    "model",
+    "task",
+    "split",
+    "max_new_tokens",
+    "prompt_style",
+    "modality_route",
+    "features_file",
+    "media_file",
+    "dtype",
+)
 
 
 def prediction_record(sample: dict, completion: str, task: TaskSpec) -> dict:
@@ -121,11 +132,13 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
     predictions = output_dir / "predictions.jsonl"
     done = {r["id"]: r for r in read_records(predictions)}
     run = dataclasses.asdict(args)
+    if args.modality_route == "text":  # the precision chosen, so that `auto` on another machine is told apart
+        run["dtype"] = str(resolve_dtype(args.dtype, generation_device())).removeprefix("torch.")
     check_resumable(output_dir, run, predicted=bool(done))
     todo = [i for i, sample_id in enumerate(dataset["id"]) if sample_id not in done]
     if todo:
         if args.modality_route == "text":
-            model, tokenizer = load_for_generation(args.model)
+            model, tokenizer = load_for_generation(args.model, run["dtype"])
         else:  # imported here: the multimodal model classes take seconds to import
             from hintgrpo.multimodal.generation import generate_with_media, load_for_media_generation
 

@@ -130,10 +130,17 @@ def test_throughput_benchmark_measures_every_part(tiny_model_dir, real_data_dir,
     matmul = result["matmul"]
     assert matmul["threads"] >= 1 and len(matmul["measured_gflops"]) == 2  # at the start and at the end
     assert matmul["gflops"] == max(matmul["measured_gflops"]) > 0
-    assert [b["batch"] for b in result["generation"]["batches"]] == [1, 3]
-    for batch in result["generation"]["batches"]:
+    assert matmul["bf16"]["gflops"] > 0
+    batches = result["generation"]["batches"]
+    assert [(b["batch"], b["path"]) for b in batches] == [(1, "transformers"), (1, "hintgrpo"), (3, "transformers")] + [
+        (3, "hintgrpo")
+    ]
+    # Both decoders write the same greedy tokens.
+    assert batches[2]["generated_tokens"] == batches[3]["generated_tokens"]
+    for batch in batches:
         assert 0 < batch["generated_tokens_per_row"] <= 4 and batch["prompt_tokens_per_row"] > 0
-        for key in ("rows_per_second", "tokens_per_second", "matmul_fraction", "matmul_fraction_with_prompt"):
+        assert 0 < batch["shared_prefix_tokens"] < batch["prompt_tokens_per_row"]
+        for key in ("rows_per_second", "tokens_per_second", "matmul_fraction", "bf16_matmul_fraction_with_prompt"):
             assert batch[key] > 0, key
     sft = result["sft"]
     assert sft["steps"] == 1 and len(sft["step_times"]) == 2  # the warm-up step is left out of the figures
@@ -148,4 +155,6 @@ def test_throughput_benchmark_measures_every_part(tiny_model_dir, real_data_dir,
     for key in ("generation_tokens_per_second", "training_tokens_per_second", "step_matmul_fraction"):
         assert grpo[key] > 0, key
     table = (tmp_path / "results.md").read_text()
-    assert "| generation | batch 3," in table and "| sft |" in table and "| backward |" in table
+    assert (
+        "| generation | batch 3, hintgrpo, greedy float32" in table and "| sft |" in table and "| backward |" in table
+    )

@@ -15,6 +15,8 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from hintgrpo.models.precision import generation_device, resolve_dtype
+
 logger = logging.getLogger(__name__)
 
 # The file an MSE-Adapter's config is saved in, beside its LLM's (hintgrpo.multimodal.adapter): it marks a folder
@@ -109,8 +111,8 @@ def trained_prompt_style(name_or_path: str) -> str | None:
     return json.loads(config.read_text()).get(PROMPT_STYLE_KEY) if config.is_file() else None
 
 
-def load_for_generation(name_or_path: str, dtype: torch.dtype = torch.float32):
-    """Model in eval mode and a tokenizer that pads on the left, as batched generation needs."""
+def load_for_generation(name_or_path: str, dtype: str = "auto"):
+    """Model in eval mode, in `dtype` (`--dtype`: auto, float32 or bfloat16), and a tokenizer that pads on the left."""
     path = resolve_model(name_or_path)
     if (Path(path) / ADAPTER_CONFIG).is_file():  # without its features the LLM would answer from the text alone
         raise ValueError(
@@ -119,17 +121,6 @@ def load_for_generation(name_or_path: str, dtype: torch.dtype = torch.float32):
     tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
-    model.to("cuda" if torch.cuda.is_available() else "cpu")
-    return model, tokenizer
-
-
-@torch.inference_mode()
-def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int) -> list[str]:
-    """Greedy completions of chat prompts (the tokenizer pads on the left)."""
-    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
-    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    outputs = model.generate(
-        **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-    )
-    return tokenizer.batch_decode(outputs[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    device = generation_device()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, device)).eval()
+    return model.to(device), tokenizer

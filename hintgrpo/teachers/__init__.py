@@ -26,7 +26,10 @@ def build_teacher(args: TeacherArguments) -> Teacher:
         raise TeacherSetupError(f"the {args.teacher_backend} backend needs --teacher_model")
     if args.teacher_backend == "transformers":
         return TransformersTeacher(
-            args.teacher_model, batch_size=args.teacher_concurrency, max_new_tokens=args.teacher_max_new_tokens
+            args.teacher_model,
+            batch_size=args.teacher_concurrency,
+            max_new_tokens=args.teacher_max_new_tokens,
+            dtype=args.teacher_dtype,
         )
     if args.teacher_backend == "openai":
         return OpenAITeacher(

@@ -17,10 +17,10 @@ class TransformersTeacher(Teacher):
     thread holds the model generates everything queued (up to `batch_size`) while the others wait.
     """
 
-    def __init__(self, model: str, batch_size: int = 8, max_new_tokens: int = 512):
+    def __init__(self, model: str, batch_size: int = 8, max_new_tokens: int = 512, dtype: str = "auto"):
         super().__init__()
         self.name = f"transformers:{model}"
-        self.model, self.tokenizer = load_for_generation(model)
+        self.model, self.tokenizer = load_for_generation(model, dtype)
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.queued: queue.SimpleQueue[tuple[list[dict], Future]] = queue.SimpleQueue()
         self.generating = threading.Lock()

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 from trl.import_utils import is_vllm_available
 
+from hintgrpo.models.precision import training_bf16
+
 HINT_MODES = ("none", "prefix", "prompt")
 HINT_TRIGGERS = ("polarity", "reward")
 HINT_SCHEDULES = ("constant", "linear", "cosine")
@@ -154,6 +156,7 @@ class HintGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        self.bf16 = training_bf16(self.bf16, self.fp16, self.use_cpu)
         super().__post_init__()
         for name, value, allowed in (
             ("hint_mode", self.hint_mode, HINT_MODES),

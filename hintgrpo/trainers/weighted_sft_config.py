@@ -1,4 +1,4 @@
-"""`WeightedSFTConfig`: TRL's SFTConfig plus the loss weight of decision tokens."""
+"""`WeightedSFTConfig`: TRL's SFTConfig plus the loss weight of decision tokens, with bf16 only where it is native."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 
 from trl import SFTConfig
+
+from hintgrpo.models.precision import training_bf16
 
 
 @dataclass
@@ -19,6 +21,7 @@ class WeightedSFTConfig(SFTConfig):
     )
 
     def __post_init__(self):
+        self.bf16 = training_bf16(self.bf16, self.fp16, self.use_cpu)
         super().__post_init__()
         if not (math.isfinite(self.decision_token_weight) and self.decision_token_weight > 0):
             raise ValueError(f"decision_token_weight={self.decision_token_weight} must be finite and positive")
