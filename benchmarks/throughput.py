@@ -10,9 +10,10 @@ Parts (`--parts`):
   at the start of the run and again at its end; the higher figure is the baseline. It is measured in the run because
   the CPU is shared: the fractions below are of what the machine gave this run, not of a datasheet peak. The bf16
   rate is measured once, at the smallest size, as the reference of a bf16 model (and of what bf16 would buy here).
-- generation: greedy decoding (the evaluation path) of the DC prompts of the first EmoBank dev rows, one batch per
-  `--generation_batches` size with `--max_new_tokens`, by each decoder of `--generation_paths` in turn: before
-  (`transformers`: `model.generate`) and after (`hintgrpo`: `hintgrpo.models.decoding.greedy_decode`). Rows/s,
+- generation: greedy decoding (the evaluation path) of the DC prompts of the first EmoBank dev rows, for each
+  `--generation_batches` size `--generation_rounds` x size rows with `--max_new_tokens`, by each decoder of
+  `--generation_paths` in turn: before (`transformers`: `model.generate`, a batch after another) and after
+  (`hintgrpo`: `hintgrpo.models.decoding.greedy_decode`, that many rows in flight). Rows/s,
   generated tokens/s (a row's tokens up to and including its EOS or stop string; padding is not counted) and prompt
   tokens per row, with the prefix they share. `--generation_model` a fine-tuned model: it stops where it answers.
 - sft: `WeightedSFTTrainer` with the options of `--sft_config`, on lexicon-teacher CoT of EmoBank train written into
@@ -61,7 +62,7 @@ PARTS = ("matmul", "generation", "sft", "grpo")
 # The decoders the generation part times on the same prompts: transformers' `model.generate` (one left-padded batch,
 # every row decoded until the longest is done) and hintgrpo's (shared prompt prefix; a row leaves at EOS or
 # `</answer>`).
-GENERATION_PATHS = {"transformers": transformers_greedy_decode, "hintgrpo": greedy_decode}
+GENERATION_PATHS = ("transformers", "hintgrpo")
 GRPO_PHASES = ("generation", "scoring", "other_preparation", "forward", "backward", "optimizer_and_rest")
 # Options every training part sets whatever its YAML says: a CPU run of a few steps that saves and reports nothing.
 TRAINING_OVERRIDES = ["--use_cpu", "true", "--bf16", "false", "--report_to", "none", "--save_strategy", "no"]
@@ -92,6 +93,13 @@ class ThroughputArguments:
         default=None,
         metadata={"help": "Model of the generation part (default: --model); a fine-tuned one stops where it answers."},
     )
+    generation_rounds: int = field(
+        default=2,
+        metadata={
+            "help": "Rows decoded per batch size, in batches of that size: rounds x batch. transformers decodes them a "
+            "batch after another; hintgrpo keeps that many rows in flight, a finished row's place going to the next."
+        },
+    )
     generation_paths: list[str] = field(
         default_factory=lambda: list(GENERATION_PATHS),
         metadata={"help": "Decoders timed on the same prompts: transformers (before), hintgrpo (after)."},
@@ -114,7 +122,7 @@ class ThroughputArguments:
             unknown = [value for value in getattr(self, name) if value not in known]
             if unknown:
                 raise ValueError(f"--{name}: unknown {unknown}; choose from {list(known)}")
-        for name in ("threads", "matmul_reps", "max_new_tokens", "sft_steps", "grpo_steps"):
+        for name in ("threads", "matmul_reps", "max_new_tokens", "generation_rounds", "sft_steps", "grpo_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
         for name in ("matmul_sizes", "generation_batches"):
@@ -190,11 +198,22 @@ def tuned_prompt_style(args: ThroughputArguments) -> str | None:
     return script_args.prompt_style
 
 
+def decode_rows(path: str, model, tokenizer, prompts: list[list[int]], batch: int, max_new_tokens: int) -> list:
+    """Greedy continuations of `prompts`, `batch` rows at a time, by the decoder `path`."""
+    if path == "hintgrpo":
+        return greedy_decode(model, tokenizer, prompts, max_new_tokens, batch_size=batch)
+    return [
+        continuation
+        for start in range(0, len(prompts), batch)
+        for continuation in transformers_greedy_decode(model, tokenizer, prompts[start : start + batch], max_new_tokens)
+    ]
+
+
 def measure_generation(args: ThroughputArguments) -> dict:
     dev = load_task_dataset("emobank", args.data_dir, "dev")
-    rows = max(args.generation_batches)
+    rows = max(args.generation_batches) * args.generation_rounds
     if rows > len(dev):
-        raise ValueError(f"--generation_batches: {rows} rows asked, EmoBank dev has {len(dev)}")
+        raise ValueError(f"--generation_batches x --generation_rounds: {rows} rows asked, EmoBank dev has {len(dev)}")
     model_name = args.generation_model or args.model
     style = trained_prompt_style(model_name) or tuned_prompt_style(args)
     conversations = [build_messages(sample, prompt_style=style) for sample in dev.select(range(rows))]
@@ -203,24 +222,25 @@ def measure_generation(args: ThroughputArguments) -> dict:
     parameters, body = count_parameters(model)
     batches = []
     for batch in args.generation_batches:
+        rows = prompts[: batch * args.generation_rounds]
         for path in args.generation_paths:
-            decode = GENERATION_PATHS[path]
-            decode(model, tokenizer, prompts[:1], 2)  # warm-up
+            decode_rows(path, model, tokenizer, rows[:1], 1, 2)  # warm-up
             started = time.perf_counter()
-            continuations = decode(model, tokenizer, prompts[:batch], args.max_new_tokens)
+            continuations = decode_rows(path, model, tokenizer, rows, batch, args.max_new_tokens)
             seconds = time.perf_counter() - started
-            generated, prompt = sum(len(c) for c in continuations), sum(len(p) for p in prompts[:batch])
+            generated, prompt = sum(len(c) for c in continuations), sum(len(p) for p in rows)
             batches.append(
                 {
                     "batch": batch,
+                    "rows": len(rows),
                     "path": path,
                     "seconds": seconds,
-                    "rows_per_second": batch / seconds,
+                    "rows_per_second": len(rows) / seconds,
                     "generated_tokens": generated,
                     "tokens_per_second": generated / seconds,
-                    "generated_tokens_per_row": generated / batch,
-                    "prompt_tokens_per_row": prompt / batch,
-                    "shared_prefix_tokens": shared_prefix_length(prompts[:batch]),
+                    "generated_tokens_per_row": generated / len(rows),
+                    "prompt_tokens_per_row": prompt / len(rows),
+                    "shared_prefix_tokens": shared_prefix_length(rows),
                     "gflops": gflops(2 * parameters * generated, seconds),
                     "gflops_with_prompt": gflops(2 * parameters * generated + 2 * body * prompt, seconds),
                 }
@@ -465,7 +485,7 @@ def markdown(results: dict) -> str:
     generation = results.get("generation", {})
     for b in generation.get("batches", []):
         lines.append(
-            f"| generation | batch {b['batch']}, {b['path']}, greedy {generation['dtype']}, "
+            f"| generation | batch {b['batch']} ({b['rows']} rows), {b['path']}, greedy {generation['dtype']}, "
             f"≤{generation['max_new_tokens']} new tokens | {b['seconds']:.1f} | {b['rows_per_second']:.2f} "
             f"| {b['tokens_per_second']:.1f} | {b['prompt_tokens_per_row']:.0f} prompt "
             f"({b['shared_prefix_tokens']} shared) + {b['generated_tokens_per_row']:.1f} generated "

@@ -124,7 +124,10 @@ class EvaluateArguments(MediaArguments, PromptArguments, DataArguments):
     split: str = field(default="dev", metadata={"help": "Dataset split to evaluate."})
     output_dir: str = field(default="outputs/eval", metadata={"help": "Where metrics, predictions and plots go."})
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N rows."})
-    batch_size: int = field(default=64, metadata={"help": "Prompts generated together."})
+    batch_size: int = field(
+        default=64,
+        metadata={"help": "Rows decoded together; a finished row's place goes to the next (text route)."},
+    )
     max_new_tokens: int = field(default=128, metadata={"help": "Generation budget per completion."})
     dtype: str = field(default="auto", metadata={"help": DTYPE_HELP, "choices": list(DTYPE_CHOICES)})
 

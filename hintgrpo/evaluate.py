@@ -19,7 +19,8 @@ from hintgrpo.data.errors import require_unique_ids
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.jsonl import read_records, write_jsonl
 from hintgrpo.metrics import compute_metrics
-from hintgrpo.models import generate_batch, load_for_generation, trained_prompt_style
+from hintgrpo.models import load_for_generation, trained_prompt_style
+from hintgrpo.models.decoding import stream_completions
 from hintgrpo.models.precision import generation_device, resolve_dtype
 from hintgrpo.plots import plot_confusion, plot_scatter
 from hintgrpo.reasoning import parse_completion
@@ -118,6 +119,16 @@ def write_report(output_dir: Path, records: list[dict], task: TaskSpec, title: s
     return metrics
 
 
+def media_completions(media_model, dataset: Dataset, todo: list[int], conversations: dict, args: EvaluateArguments):
+    """(row, completion) of the rows `todo`, a batch of them at a time, each given its media."""
+    from hintgrpo.multimodal.generation import generate_with_media
+
+    for start in range(0, len(todo), args.batch_size):
+        batch = todo[start : start + args.batch_size]
+        samples, prompts = [dataset[i] for i in batch], [conversations[i] for i in batch]
+        yield from zip(batch, generate_with_media(media_model, samples, prompts, args.max_new_tokens), strict=True)
+
+
 def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[str, float]:
     """Evaluate `args.model` on `args.task`/`args.split`, resuming from any records already written."""
     task = get_task(args.task)
@@ -140,32 +151,31 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
         if args.modality_route == "text":
             model, tokenizer = load_for_generation(args.model, run["dtype"])
         else:  # imported here: the multimodal model classes take seconds to import
-            from hintgrpo.multimodal.generation import generate_with_media, load_for_media_generation
+            from hintgrpo.multimodal.generation import load_for_media_generation
 
             dataset, media_model = load_for_media_generation(args, dataset)
             tokenizer = media_model.processing_class
         conversations = {i: build_messages(dataset[i], task, args.prompt_style) for i in todo}
         # Similar lengths batched together waste less compute on padding.
         todo.sort(key=lambda i: len(tokenizer.apply_chat_template(conversations[i], tokenize=False)))
+        if args.modality_route == "text":
+            # Rows finish one by one (a finished row's place in the batch goes to the next): each is written then.
+            ordered = [conversations[i] for i in todo]
+            finished = stream_completions(model, tokenizer, ordered, args.max_new_tokens, args.batch_size)
+            finished = ((todo[k], completion) for k, completion in finished)
+        else:
+            finished = media_completions(media_model, dataset, todo, conversations, args)
         output_dir.mkdir(parents=True, exist_ok=True)
         with open(predictions, "a", encoding="utf-8") as handle, tqdm(total=len(dataset), initial=len(done)) as bar:
-            for start in range(0, len(todo), args.batch_size):
-                batch = todo[start : start + args.batch_size]
-                prompts = [conversations[i] for i in batch]
-                if args.modality_route == "text":
-                    completions = generate_batch(model, tokenizer, prompts, args.max_new_tokens)
-                else:
-                    samples = [dataset[i] for i in batch]
-                    completions = generate_with_media(media_model, samples, prompts, args.max_new_tokens)
-                if start == 0:
+            for count, (i, completion) in enumerate(finished):
+                if count == 0:
                     # Only now: a run that fails to start must not claim the folder.
                     (output_dir / "run.json").write_text(json.dumps(run, indent=2))
-                for i, completion in zip(batch, completions, strict=True):
-                    record = prediction_record(dataset[i], completion, task)
-                    handle.write(json.dumps(record) + "\n")
-                    done[record["id"]] = record
+                record = prediction_record(dataset[i], completion, task)
+                handle.write(json.dumps(record) + "\n")
                 handle.flush()
-                bar.update(len(batch))
+                done[record["id"]] = record
+                bar.update(1)
     # Completions are the raw result; parsing them again keeps the report current with the parser.
     records = [prediction_record(sample, done.pop(sample["id"])["completion"], task) for sample in dataset]
     write_jsonl(predictions, records + list(done.values()))  # rows beyond a smaller --limit are kept

@@ -156,5 +156,7 @@ def test_throughput_benchmark_measures_every_part(tiny_model_dir, real_data_dir,
         assert grpo[key] > 0, key
     table = (tmp_path / "results.md").read_text()
     assert (
-        "| generation | batch 3, hintgrpo, greedy float32" in table and "| sft |" in table and "| backward |" in table
+        "| generation | batch 3 (6 rows), hintgrpo, greedy float32" in table
+        and "| sft |" in table
+        and "| backward |" in table
     )

@@ -10,7 +10,13 @@ from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.evaluate import evaluate
 from hintgrpo.models import generate_batch, load_for_generation, precision
-from hintgrpo.models.decoding import chat_prompt_ids, greedy_decode, shared_prefix_length, transformers_greedy_decode
+from hintgrpo.models.decoding import (
+    chat_prompt_ids,
+    greedy_decode,
+    shared_prefix_length,
+    stream_greedy_decode,
+    transformers_greedy_decode,
+)
 from hintgrpo.trainers import HintGRPOConfig, WeightedSFTConfig
 
 
@@ -19,22 +25,20 @@ def dev_conversations(data_dir, rows: int, prompt_style: str) -> list[list[dict]
     return [build_messages(sample, prompt_style=prompt_style) for sample in dev.select(range(rows))]
 
 
-@pytest.mark.parametrize("model_name", ["tiny", "smollm2-135m-instruct"])
-def test_greedy_decoding_writes_what_transformers_generate_writes(model_name, tiny_model_dir, real_data_dir):
-    model, tokenizer = load_for_generation(str(tiny_model_dir) if model_name == "tiny" else model_name, "float32")
-    rows, tokens = (8, 24) if model_name == "tiny" else (3, 16)
-    conversations = dev_conversations(real_data_dir, rows, "brief")
-    prompts = chat_prompt_ids(tokenizer, conversations)
+def test_greedy_decoding_writes_what_transformers_generate_writes(real_data_dir):
+    model, tokenizer = load_for_generation("smollm2-135m-instruct", "float32")
+    prompts = chat_prompt_ids(tokenizer, dev_conversations(real_data_dir, 4, "brief"))
     assert len({len(p) for p in prompts}) > 1  # rows of several lengths: padding between prefix and row is exercised
     assert 0 < shared_prefix_length(prompts) < min(len(p) for p in prompts)
-    expected = transformers_greedy_decode(model, tokenizer, prompts, tokens)
-    assert greedy_decode(model, tokenizer, prompts, tokens, stop_strings=()) == expected
+    expected = transformers_greedy_decode(model, tokenizer, prompts, 16)
+    assert greedy_decode(model, tokenizer, prompts, 16, stop_strings=()) == expected
 
 
 class ScriptedModel(torch.nn.Module):
     """Writes `scripts[i]` after prompt i (prompts that share no first token, so none is computed once for all).
 
-    Each row's index is kept in the KV cache, so it follows the rows that stay in the batch.
+    Rows are admitted in prompt order; each row's index is written into the KV cache, so that it follows the row
+    through the batch as others leave and join.
     """
 
     def __init__(self, tokenizer, scripts: list[list[int]]):
@@ -42,7 +46,7 @@ class ScriptedModel(torch.nn.Module):
         self.vocab, self.scripts = len(tokenizer), scripts
         self.config = LlamaConfig(num_hidden_layers=1)
         self.generation_config = SimpleNamespace(eos_token_id=tokenizer.eos_token_id)
-        self.written = [0] * len(scripts)
+        self.written, self.admitted = [0] * len(scripts), 0
         self.batch_sizes: list[int] = []
 
     @property
@@ -51,10 +55,11 @@ class ScriptedModel(torch.nn.Module):
 
     def forward(self, input_ids, cache, **kwargs):
         batch, width = input_ids.shape
-        if cache.get_seq_length() == 0:
-            rows = torch.arange(batch, dtype=torch.float)
+        if cache.get_seq_length() == 0:  # an admission
+            rows = torch.arange(self.admitted, self.admitted + batch, dtype=torch.float)
+            self.admitted += batch
         else:
-            rows = cache.layers[0].keys[:, 0, 0, 0]
+            rows = cache.layers[0].keys[:, 0, -1, 0]
         index = rows[:, None, None, None].expand(batch, 1, width, 1)
         cache.update(index, index, 0)
         self.batch_sizes.append(batch)
@@ -77,6 +82,27 @@ def test_a_row_stops_at_its_answer_close_and_leaves_the_batch(tiny_model_dir):
     # Both rows decode together until the shorter one is done; then only the other is computed.
     steps_together = min(len(ends), len(completions[1]))
     assert model.batch_sizes == [2] * steps_together + [1] * (max(len(ends), len(completions[1])) - steps_together)
+
+
+def test_a_finished_rows_place_goes_to_the_next_prompt(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    eos = tokenizer.eos_token_id
+    scripts = [[11, 12, eos], [21, 22, 23, 24, 25, 26, eos], [31, 32, 33, eos]]
+    model = ScriptedModel(tokenizer, scripts)
+    finished = list(stream_greedy_decode(model, tokenizer, [[1, 2], [3, 4], [5, 6]], 40, batch_size=2))
+    assert finished == [(0, scripts[0]), (2, scripts[2]), (1, scripts[1])]
+    # Rows 0 and 1 together; row 2 is admitted (a one-row prefill) once row 0 is done, then decoded beside row 1.
+    assert model.batch_sizes == [2, 2, 2, 1, 2, 2, 2, 1]
+
+
+def test_refilled_batches_write_what_transformers_generate_writes(real_data_dir):
+    model, tokenizer = load_for_generation("smollm2-135m-instruct", "float32")
+    prompts = chat_prompt_ids(tokenizer, dev_conversations(real_data_dir, 8, "brief"))
+    # A full stop stands in for the EOS, so that rows end within a few tokens, each at its own step.
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(".")
+    expected = transformers_greedy_decode(model, tokenizer, prompts, 24)
+    assert len({len(row) for row in expected}) > 2  # places free up at different steps and are refilled
+    assert greedy_decode(model, tokenizer, prompts, 24, stop_strings=(), batch_size=3) == expected
 
 
 def test_the_token_budget_ends_a_row_that_never_stops(tiny_model_dir):

@@ -496,14 +496,15 @@ def test_synthesize_command_reads_a_yaml_config(real_data_dir, tmp_path, capsys)
 def test_transformers_teacher_generates_concurrent_calls_as_one_batch(tiny_model_dir):
     task = get_task("meld_sentiment")
     teacher = TransformersTeacher(str(tiny_model_dir), batch_size=4, max_new_tokens=4)
-    batch_sizes = []
-    generate = teacher.model.generate
+    prefills = []  # (rows, tokens) of each forward pass that reads prompts; decoding steps read one token a row
+    forward = teacher.model.forward
 
-    def counting_generate(**inputs):
-        batch_sizes.append(len(inputs["input_ids"]))
-        return generate(**inputs)
+    def counting_forward(input_ids, **inputs):
+        if input_ids.shape[1] > 1:
+            prefills.append(tuple(input_ids.shape))
+        return forward(input_ids=input_ids, **inputs)
 
-    teacher.model.generate = counting_generate
+    teacher.model.forward = counting_forward
     samples = [{"task": task.name, "text": f"A: line {i}", "label": "neutral", "polarity": "neutral"} for i in range(4)]
     pool = ThreadPoolExecutor(4)
     with teacher.generating:  # hold the model until all four calls are queued
@@ -512,7 +513,8 @@ def test_transformers_teacher_generates_concurrent_calls_as_one_batch(tiny_model
             time.sleep(0.01)
     replies = [future.result(timeout=60) for future in futures]
     pool.shutdown()
-    assert batch_sizes == [4] and all(isinstance(reply, str) for reply in replies)
+    # The system prompt all four share is read once, then the four rows' own tokens together.
+    assert [rows for rows, _ in prefills] == [1, 4] and all(isinstance(reply, str) for reply in replies)
 
 
 def test_transformers_backend_end_to_end(tiny_model_dir, real_data_dir, tmp_path):
