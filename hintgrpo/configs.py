@@ -125,7 +125,7 @@ class EvaluateArguments(MediaArguments, PromptArguments, DataArguments):
     output_dir: str = field(default="outputs/eval", metadata={"help": "Where metrics, predictions and plots go."})
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N rows."})
     batch_size: int = field(
-        default=64,
+        default=128,
         metadata={"help": "Rows decoded together; a finished row's place goes to the next (text route)."},
     )
     max_new_tokens: int = field(default=128, metadata={"help": "Generation budget per completion."})
