@@ -24,10 +24,11 @@ Parts (`--parts`):
   rest of the batch preparation, the loss forward (`compute_loss`), the backward, and the optimizer step with the
   rest, over `--grpo_steps` steps after one warm-up step.
 
-Achieved FLOP/s are estimated as 2·N·tokens for generation (forward only; generated tokens, and in "with prompt" the
-prompt's prefill too) and 6·N·tokens for training (N: the model's parameters; activation checkpointing recomputes a
-forward the estimate leaves out), and given as a fraction of the matmul GFLOP/s. Where the path computes logits for
-the completion only (the prefill of generation, TRL's GRPO loss), a prompt token counts N without the lm_head.
+Achieved FLOP/s are estimated as 2·N·tokens for generation (forward only; generated tokens, and in "with prompt"
+the prompt tokens run through the model too, a shared prefix once where it is computed once) and 6·N·tokens for
+training (N: the model's parameters; activation checkpointing recomputes a forward the estimate leaves out), and
+given as a fraction of the fp32 matmul GFLOP/s (and of the bf16 one). Where the path computes logits for the
+completion only (the prefill of generation, TRL's GRPO loss), a prompt token counts N without the lm_head.
 Results: `results.json` and `results.md` in `--output_dir`, rewritten after every part, so an interrupted run keeps
 the parts it finished.
 """
@@ -229,6 +230,9 @@ def measure_generation(args: ThroughputArguments) -> dict:
             continuations = decode_rows(path, model, tokenizer, rows, batch, args.max_new_tokens)
             seconds = time.perf_counter() - started
             generated, prompt = sum(len(c) for c in continuations), sum(len(p) for p in rows)
+            shared = shared_prefix_length(rows)
+            # Prompt tokens run through the model: hintgrpo computes the shared prefix once (padding is not counted).
+            computed_prompt = prompt - (len(rows) - 1) * shared if path == "hintgrpo" else prompt
             batches.append(
                 {
                     "batch": batch,
@@ -240,9 +244,9 @@ def measure_generation(args: ThroughputArguments) -> dict:
                     "tokens_per_second": generated / seconds,
                     "generated_tokens_per_row": generated / len(rows),
                     "prompt_tokens_per_row": prompt / len(rows),
-                    "shared_prefix_tokens": shared_prefix_length(rows),
+                    "shared_prefix_tokens": shared,
                     "gflops": gflops(2 * parameters * generated, seconds),
-                    "gflops_with_prompt": gflops(2 * parameters * generated + 2 * body * prompt, seconds),
+                    "gflops_with_prompt": gflops(2 * parameters * generated + 2 * body * computed_prompt, seconds),
                 }
             )
             print(f"generation batch {batch}, {path}: {batches[-1]['tokens_per_second']:.1f} tokens/s", flush=True)
