@@ -65,7 +65,8 @@ class ScriptedModel(torch.nn.Module):
         self.batch_sizes.append(batch)
         logits = torch.zeros(batch, 1, self.vocab)
         for slot, row in enumerate(rows.long().tolist()):
-            logits[slot, 0, self.scripts[row][self.written[row]]] = 1.0
+            script = self.scripts[row]  # a finished row still in the batch goes on at its last token
+            logits[slot, 0, script[min(self.written[row], len(script) - 1)]] = 1.0
             self.written[row] += 1
         return SimpleNamespace(logits=logits)
 
@@ -103,6 +104,18 @@ def test_refilled_batches_write_what_transformers_generate_writes(real_data_dir)
     expected = transformers_greedy_decode(model, tokenizer, prompts, 24)
     assert len({len(row) for row in expected}) > 2  # places free up at different steps and are refilled
     assert greedy_decode(model, tokenizer, prompts, 24, stop_strings=(), batch_size=3) == expected
+
+
+def test_a_sliding_window_model_decodes_a_batch_after_another(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    eos = tokenizer.eos_token_id
+    scripts = [[11, 12, eos], [21, 22, 23, 24, 25, 26, eos], [31, 32, 33, eos]]
+    model = ScriptedModel(tokenizer, scripts)
+    model.config = LlamaConfig(num_hidden_layers=1, sliding_window=8, layer_types=["sliding_attention"])
+    finished = list(stream_greedy_decode(model, tokenizer, [[1, 2], [3, 4], [5, 6]], 40, batch_size=2))
+    assert finished == [(0, scripts[0]), (1, scripts[1]), (2, scripts[2])]
+    # A sliding-window cache keeps a window, so it cannot be padded to join: row 2 waits until rows 0 and 1 are done.
+    assert model.batch_sizes == [2] * 7 + [1] * 4
 
 
 def test_the_token_budget_ends_a_row_that_never_stops(tiny_model_dir):

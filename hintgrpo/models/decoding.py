@@ -159,6 +159,7 @@ class GreedyDecoder:
         self.eos, self.stops = eos_token_ids(model, tokenizer), StopStrings(tokenizer, stop_strings)
         self.prefix = shared_prefix_length(prompts)
         self.prefix_cache = growing_cache(model.config)
+        self.can_join = all(isinstance(layer, GrowingLayer) for layer in self.prefix_cache.layers)
         if self.prefix:
             shared = torch.tensor([prompts[0][: self.prefix]], device=self.device)
             model(input_ids=shared, cache=self.prefix_cache, use_cache=True, logits_to_keep=1)
@@ -217,7 +218,9 @@ def stream_greedy_decode(
         return
     decoder, size = GreedyDecoder(model, tokenizer, prompts, stop_strings), batch_size or len(prompts)
     # Compacting a batch copies its whole cache, so finished rows stay in place (None) until a share of it is free.
-    threshold = max(1, int(ADMIT_WHEN_FREE * size))
+    # Rows join a running batch only where every cache layer can be padded (sliding-window layers keep a window):
+    # elsewhere the next rows start once the batch is done.
+    threshold = max(1, int(ADMIT_WHEN_FREE * size)) if decoder.can_join else size
     outputs: dict[int, list[int]] = {}
     waiting, batch = list(range(len(prompts))), None
     while waiting or batch is not None:
@@ -237,7 +240,7 @@ def stream_greedy_decode(
         admitted.last = next_tokens
         if admitted is not batch:
             admitted.keep([slot for slot, row in enumerate(admitted.rows) if row is not None])
-            if batch is None:
+            if not alive:
                 batch = admitted
             else:
                 batch.keep(alive)
