@@ -68,9 +68,9 @@ class StopStrings:
 class GrowingLayer(DynamicLayer):
     """A dynamic cache layer that keeps room to grow: a decoding step writes its one column in place.
 
-    transformers' `DynamicLayer` concatenates, copying the layer's whole cache every step: at batch 256 that was 58%
-    of a decoding step here. `keys`/`values` stay the layer's contents (views of the buffer); whatever replaces them
-    (a batch selection, a merge) is copied into a new buffer at the next update.
+    transformers' `DynamicLayer` concatenates, copying the layer's whole cache every step, which costs at large
+    batches (benchmarks/README.md § Throughput). `keys`/`values` stay the layer's contents (views of the buffer);
+    whatever replaces them (a batch selection, a merge) is copied into a new buffer at the next update.
     """
 
     room = 64  # columns added at each reallocation
