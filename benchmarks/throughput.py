@@ -49,7 +49,7 @@ import torch
 from transformers import TrainerCallback
 from trl import ModelConfig, SFTConfig, TrlParser, get_peft_config, get_quantization_config
 
-from hintgrpo.configs import DTYPE_CHOICES, GRPOScriptArguments, SFTScriptArguments, SynthesizeArguments
+from hintgrpo.configs import GRPOScriptArguments, SFTScriptArguments, SynthesizeArguments, dtype_field
 from hintgrpo.data import load_task_dataset
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.models import load_for_generation, trained_prompt_style
@@ -105,9 +105,7 @@ class ThroughputArguments:
         default_factory=lambda: list(GENERATION_PATHS),
         metadata={"help": "Decoders timed on the same prompts: transformers (before), hintgrpo (after)."},
     )
-    dtype: str = field(
-        default="auto", metadata={"help": "Precision of the generation part's model.", "choices": list(DTYPE_CHOICES)}
-    )
+    dtype: str = dtype_field("The generation part's model. ")
     sft_config: str = field(
         default="recipes/configs/demo/sft.yaml", metadata={"help": "recipes/sft.py config whose options SFT runs with."}
     )
@@ -162,35 +160,28 @@ def add_fractions(results: dict) -> None:
                 figure[key.replace("gflops", name)] = figure[key] / reference if reference else None
 
 
+def timed_matmul(n: int, reps: int, dtype: torch.dtype = torch.float32) -> dict:
+    """`torch.mm` of two n x n matrices in `dtype`, best of `reps` after a warm-up (thread pool and caches)."""
+    a, b, c = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype), torch.empty(n, n, dtype=dtype)
+    torch.mm(a, b, out=c)
+    seconds = []
+    for _ in range(reps):
+        started = time.perf_counter()
+        torch.mm(a, b, out=c)
+        seconds.append(time.perf_counter() - started)
+    return {"size": n, "seconds": min(seconds), "gflops": gflops(2 * n**3, min(seconds))}
+
+
 def measure_matmul(args: ThroughputArguments) -> dict:
-    sizes = []
-    for n in args.matmul_sizes:
-        a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
-        torch.mm(a, b, out=c)  # warm-up: thread pool and caches
-        seconds = []
-        for _ in range(args.matmul_reps):
-            started = time.perf_counter()
-            torch.mm(a, b, out=c)
-            seconds.append(time.perf_counter() - started)
-        sizes.append({"size": n, "seconds": min(seconds), "gflops": gflops(2 * n**3, min(seconds))})
+    sizes = [timed_matmul(n, args.matmul_reps) for n in args.matmul_sizes]
     best = max(sizes, key=lambda s: s["gflops"])
     return {"threads": torch.get_num_threads(), "reps": args.matmul_reps, "size": best["size"]} | {
         "gflops": best["gflops"],
         "measured_gflops": [best["gflops"]],
         "sizes": sizes,
-        "bf16": measure_bf16_matmul(min(args.matmul_sizes)),
+        # Without native bf16 a product takes seconds: timed twice, at the smallest size only.
+        "bf16": timed_matmul(min(args.matmul_sizes), reps=2, dtype=torch.bfloat16),
     }
-
-
-def measure_bf16_matmul(n: int) -> dict:
-    """bf16 `torch.mm` at size n, best of 2: without native bf16 a product takes seconds, so it is timed twice only."""
-    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
-    seconds = []
-    for _ in range(3):  # the first is the warm-up
-        started = time.perf_counter()
-        torch.mm(a, b)
-        seconds.append(time.perf_counter() - started)
-    return {"size": n, "seconds": min(seconds[1:]), "gflops": gflops(2 * n**3, min(seconds[1:]))}
 
 
 def tuned_prompt_style(args: ThroughputArguments) -> str | None:

@@ -9,10 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 DTYPE_CHOICES = ("auto", "float32", "bfloat16")
-DTYPE_HELP = (
-    "Precision of the local model's weights: auto is bfloat16 where the device computes it natively (a CUDA GPU with "
-    "bf16, a CPU with avx512_bf16 or AMX), else float32; the log says which and why."
-)
+
+
+def dtype_field(about: str = "", aliases: tuple[str, ...] = ()):
+    """A `--dtype` option (`about` says whose model): the precision of a local model's weights."""
+    help_text = (
+        f"{about}Precision of the local model's weights: auto is bfloat16 where the device computes it natively (a "
+        "CUDA GPU with bf16, a CPU with avx512_bf16 or AMX), else float32; the log says which and why."
+    )
+    metadata = {"help": help_text, "choices": list(DTYPE_CHOICES)} | ({"aliases": list(aliases)} if aliases else {})
+    return field(default="auto", metadata=metadata)
 
 
 @dataclass
@@ -129,7 +135,7 @@ class EvaluateArguments(MediaArguments, PromptArguments, DataArguments):
         metadata={"help": "Rows decoded together; a finished row's place goes to the next (text route)."},
     )
     max_new_tokens: int = field(default=128, metadata={"help": "Generation budget per completion."})
-    dtype: str = field(default="auto", metadata={"help": DTYPE_HELP, "choices": list(DTYPE_CHOICES)})
+    dtype: str = dtype_field()
 
 
 TEACHER_BACKENDS = ("openai", "transformers", "lexicon")
@@ -242,9 +248,7 @@ class TeacherArguments(CheckedArguments):
     teacher_max_new_tokens: int = field(
         default=512, metadata={"help": "Generation budget per teacher reply.", "aliases": ["--max_new_tokens"]}
     )
-    teacher_dtype: str = field(
-        default="auto", metadata={"help": f"transformers backend: {DTYPE_HELP}", "choices": list(DTYPE_CHOICES)}
-    )
+    teacher_dtype: str = dtype_field("transformers backend: ")
 
 
 @dataclass
@@ -257,14 +261,7 @@ class SynthesizeArguments(DataArguments, TeacherArguments):
     # Synthesis is what a real teacher is for; the preprocessing steps default to the offline one.
     teacher_backend: str = teacher_backend_field("openai")
     # --dtype here only: the recipes, whose preprocessing steps take the teacher options, have ModelConfig's --dtype.
-    teacher_dtype: str = field(
-        default="auto",
-        metadata={
-            "help": f"transformers backend: {DTYPE_HELP}",
-            "choices": list(DTYPE_CHOICES),
-            "aliases": ["--dtype"],
-        },
-    )
+    teacher_dtype: str = dtype_field("transformers backend: ", aliases=("--dtype",))
 
 
 @dataclass

@@ -122,6 +122,12 @@ class Batch:
         self.rows = [self.rows[slot] for slot in slots]
         self.mask, self.positions, self.last = self.mask[kept], self.positions[kept], self.last[kept]
 
+    def alive(self) -> list[int]:
+        return [slot for slot, row in enumerate(self.rows) if row is not None]
+
+    def drop_finished(self) -> None:
+        self.keep(self.alive())
+
     def join(self, other: Batch) -> None:
         """Take `other`'s rows, padding whichever cache is shorter on the left (masked out)."""
         width = max(self.mask.shape[1], other.mask.shape[1])
@@ -224,7 +230,7 @@ def stream_greedy_decode(
     outputs: dict[int, list[int]] = {}
     waiting, batch = list(range(len(prompts))), None
     while waiting or batch is not None:
-        alive = [slot for slot, row in enumerate(batch.rows) if row is not None] if batch else []
+        alive = batch.alive() if batch else []
         if waiting and size - len(alive) >= (threshold if batch else 1):
             admitted, next_tokens = decoder.admit(waiting[: size - len(alive)], prompts)
             waiting = waiting[size - len(alive) :]
@@ -239,17 +245,17 @@ def stream_greedy_decode(
                 admitted.rows[slot] = None
         admitted.last = next_tokens
         if admitted is not batch:
-            admitted.keep([slot for slot, row in enumerate(admitted.rows) if row is not None])
+            admitted.drop_finished()
             if not alive:
                 batch = admitted
             else:
-                batch.keep(alive)
+                batch.drop_finished()
                 batch.join(admitted)
-        dead = [row is None for row in batch.rows]
-        if all(dead):
+        finished = len(batch.rows) - len(batch.alive())
+        if finished == len(batch.rows):
             batch = None
-        elif sum(dead) >= threshold:
-            batch.keep([slot for slot, row in enumerate(batch.rows) if row is not None])
+        elif finished >= threshold:
+            batch.drop_finished()
 
 
 def greedy_decode(
@@ -303,7 +309,6 @@ def generate_batch(
     model, tokenizer, conversations: list[list[dict]], max_new_tokens: int, stop_strings: tuple[str, ...] = STOP_STRINGS
 ) -> list[str]:
     """Greedy completions of chat prompts, in order, each ending at EOS, a stop string or the budget."""
-    completions = [""] * len(conversations)
-    for row, text in stream_completions(model, tokenizer, conversations, max_new_tokens, stop_strings=stop_strings):
-        completions[row] = text
-    return completions
+    prompts = chat_prompt_ids(tokenizer, conversations)
+    continuations = greedy_decode(model, tokenizer, prompts, max_new_tokens, stop_strings)
+    return tokenizer.batch_decode(continuations, skip_special_tokens=True)

@@ -71,7 +71,8 @@ def training_bf16(bf16: bool | None, fp16: bool, use_cpu: bool) -> bool:
     slower than fp32, so there training runs in fp32 and says why.
     """
     requested = not fp16 if bf16 is None else bf16
-    if not requested or not (use_cpu or not torch.cuda.is_available()):
+    on_cpu = use_cpu or not torch.cuda.is_available()
+    if not (requested and on_cpu):
         return requested
     native, why = native_bf16(torch.device("cpu"))
     if not native:
