@@ -3,8 +3,10 @@
 Every method is a list of runs (one per seed) of prediction records as `hintgrpo evaluate` and `hintgrpo baselines`
 write them. One bootstrap draw resamples the rows once and scores every run of every method on those rows, so a
 difference between two methods is paired: it keeps the row-level correlation between them, and its interval is far
-narrower than the two methods' own intervals suggest. A method's value is the mean of its runs' metric; the seeds are
-held fixed, so the intervals describe row sampling, not seed-to-seed variation.
+narrower than the two methods' own intervals suggest. A method's value is the mean of its runs' metric. With
+`resample_seeds` (the default) each draw also resamples every method's runs with replacement, independently per
+method, so an interval covers seed-to-seed variation as well as row sampling (a two-level bootstrap); without it the
+seeds are held fixed and the intervals describe row sampling alone.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class PairedBootstrap:
         resamples: int = 1000,
         seed: int = 0,
         confidence: float = 0.95,
+        resample_seeds: bool = True,
     ):
         self.methods, self.confidence = list(methods), confidence
         aligned = {name: [_by_id(run, name) for run in runs] for name, runs in methods.items()}
@@ -58,14 +61,24 @@ class PairedBootstrap:
                     raise ValueError(f"{name}: its predictions cover other rows than {self.methods[0]}'s")
         rows = {name: [[run[i] for i in ids] for run in runs] for name, runs in aligned.items()}
 
-        def scores(name: str, draw: np.ndarray | None) -> dict[str, float]:
-            """Each metric's mean over the method's runs, on the rows of `draw` (all rows when None)."""
-            runs = [score_records(run if draw is None else [run[i] for i in draw], task) for run in rows[name]]
-            return {metric: float(np.mean([run[metric] for run in runs])) for metric in runs[0]}
+        def scores(name: str, draw: np.ndarray | None, runs: np.ndarray) -> dict[str, float]:
+            """Each metric's mean over the method's `runs` (indices), on the rows of `draw` (all rows when None)."""
+            scored = [score_records(run if draw is None else [run[i] for i in draw], task) for run in rows[name]]
+            return {metric: float(np.mean([scored[k][metric] for k in runs])) for metric in scored[0]}
 
-        draws = np.random.default_rng(seed).integers(0, len(ids), (resamples, len(ids)))
-        self.point = {name: scores(name, None) for name in self.methods}
-        self.samples = {name: [scores(name, draw) for draw in draws] for name in self.methods}
+        generator = np.random.default_rng(seed)
+        draws = generator.integers(0, len(ids), (resamples, len(ids)))
+        run_draws = {
+            name: generator.integers(0, len(runs), (resamples, len(runs)))
+            if resample_seeds
+            else np.tile(np.arange(len(runs)), (resamples, 1))
+            for name, runs in rows.items()
+        }
+        self.point = {name: scores(name, None, np.arange(len(rows[name]))) for name in self.methods}
+        self.samples = {
+            name: [scores(name, draw, runs) for draw, runs in zip(draws, run_draws[name], strict=True)]
+            for name in self.methods
+        }
         self.rows = len(ids)
 
     def _interval(self, value: float, samples: np.ndarray) -> Interval:

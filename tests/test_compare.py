@@ -31,9 +31,18 @@ def test_a_constant_offset_is_an_exact_paired_difference_in_every_draw():
 def test_a_method_is_the_mean_of_its_seeds_and_rows_pair_by_id():
     seed_a = records(GOLD)
     seed_b = list(reversed(records([g + 1.0 for g in GOLD])))  # another order: rows pair by id
-    bootstrap = PairedBootstrap({"two_seeds": [seed_a, seed_b], "exact": [records(GOLD)]}, EMOBANK, resamples=20)
+    methods = {"two_seeds": [seed_a, seed_b], "exact": [records(GOLD)]}
+    bootstrap = PairedBootstrap(methods, EMOBANK, resamples=20, resample_seeds=False)
     assert bootstrap.point["two_seeds"]["MAE"] == pytest.approx(0.5)
     assert bootstrap.difference("two_seeds", "exact", "MAE").low == pytest.approx(0.5)
+
+
+def test_resampled_seeds_widen_the_interval_to_the_seed_spread():
+    # Seed a is exact, seed b is off by 1.0 on every row: a draw of the seeds gives 0, 0.5 or 1.0 in MAE.
+    methods = {"two_seeds": [records(GOLD), records([g + 1.0 for g in GOLD])], "exact": [records(GOLD)]}
+    difference = PairedBootstrap(methods, EMOBANK, resamples=200).difference("two_seeds", "exact", "MAE")
+    assert difference.value == pytest.approx(0.5)
+    assert (difference.low, difference.high) == pytest.approx((0.0, 1.0))
 
 
 def test_other_rows_or_a_row_predicted_twice_are_refused():

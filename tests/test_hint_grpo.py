@@ -21,6 +21,7 @@ from hintgrpo.tasks import get_task
 from hintgrpo.trainers import hint_grpo
 from hintgrpo.trainers.hint_grpo import Generation, HintGRPOTrainer
 from hintgrpo.trainers.hint_grpo_config import HintGRPOConfig
+from hintgrpo.trainers.reward_ledger import RewardLedger
 
 GROUP = 4
 
@@ -331,6 +332,57 @@ def test_a_prefix_longer_than_the_completion_budget_is_refused(tiny_model_dir, t
         make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix", max_completion_length=8)
 
 
+class RowCountingReward:
+    """A reward that counts the rows it is asked to score and logs what it gave them through TRL's hooks."""
+
+    __name__ = "row_counting_reward"
+
+    def __init__(self, score):
+        self.score, self.rows_scored = score, 0
+
+    def __call__(self, completions, log_metric, log_extra, **columns):
+        self.rows_scored += len(completions)
+        rewards = self.score(completions, **columns)
+        log_metric("given_mean", sum(rewards) / len(rewards))
+        log_extra("given", rewards)
+        return rewards
+
+
+def test_each_completion_is_scored_once_when_hard_groups_are_regenerated(tiny_model_dir, tmp_path):
+    reward = RowCountingReward(sample_one_is_easy)
+    trainer = make_trainer(tiny_model_dir, tmp_path, rewards=[reward], hint_trigger="reward", hint_reward_threshold=0.5)
+    generated_rows = count_generated_rows(trainer)
+    trainer._generate_and_score_completions(batch_inputs(trainer, samples()))
+    assert generated_rows == [2 * GROUP, GROUP]
+    assert reward.rows_scored == 3 * GROUP  # the 8 first completions and the 4 hinted ones, none twice
+
+
+def test_each_completion_is_scored_once_under_dynamic_sampling(tiny_model_dir, tmp_path):
+    def sample_index_reward(completions, text, **kwargs):  # every group is zero-variance
+        return [float(t.split()[-1]) for t in text]
+
+    reward = RowCountingReward(sample_index_reward)
+    dataset = samples(n=6).remove_columns("polarity")
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, rewards=[reward], dataset=dataset, hint_mode="none", dynamic_sampling=True
+    )
+    generated_rows = count_generated_rows(trainer)
+    trainer._generate_and_score_completions(batch_inputs(trainer, dataset.select(range(2))))
+    assert generated_rows == [2 * GROUP] * 3
+    assert reward.rows_scored == 3 * 2 * GROUP
+
+
+@pytest.mark.parametrize(("group", "trained_rewards"), [("replace", [1.0] * 8), ("mix", [0, 0, 0, 1, 0, 0, 0, 1])])
+def test_what_rewards_log_describes_the_trained_rows(tiny_model_dir, tmp_path, group, trained_rewards):
+    # A random model never states a polarity: every group is hard, and the forced opening then states the gold one.
+    reward = RowCountingReward(get_reward_funcs(["polarity"])[0])
+    trainer = make_trainer(tiny_model_dir, tmp_path, rewards=[reward], hint_group=group, hint_rows=1)
+    count_generated_rows(trainer)
+    trainer._generate_and_score_completions(batch_inputs(trainer, samples()))
+    assert list(trainer._logs["extra"]["given"]) == trained_rewards
+    assert trainer._metrics["train"]["given_mean"] == [pytest.approx(sum(trained_rewards) / len(trained_rewards))]
+
+
 def test_dynamic_sampling_refills_zero_variance_groups_with_fresh_prompts(tiny_model_dir, tmp_path):
     def sample_index_reward(completions, text, **kwargs):  # all-equal within a group: every group is zero-variance
         return [float(t.split()[-1]) for t in text]
@@ -522,6 +574,7 @@ def test_sampling_logprobs_of_hinted_rows(tiny_model_dir, tmp_path, mode, contex
     )
     inputs = batch_inputs(trainer, samples(n=1))
     generation = Generation([[1]] * GROUP, [[2]] * GROUP, None, ["x"] * GROUP, [[-1.0]] * GROUP, {}, None, [])
+    trainer._ledger = RewardLedger(GROUP, len(trainer.reward_funcs), "cpu")
     trainer._regenerate([0], [x["prompt"] for x in inputs], inputs, generation, mode)
     forced = [None] * len(trainer._prefix_ids("negative"))
     assert generation.logprobs[0] == [x for e in expected for x in (forced if e == "forced" else [e])]

@@ -1,12 +1,13 @@
 """`HintGRPOTrainer`: TRL's GRPOTrainer that hints hard groups and re-samples them.
 
-The hint step sits inside TRL's own generation hook (`_generate`): after a batch is generated it is
-scored, the hard groups are found on the rewards gathered from every process, and their rows are
-regenerated with the hint. TRL then scores the final completions and computes every advantage as
-usual, so a hinted group's advantages come from its new rewards and `hint_mode="none"` is exactly
-TRL's GRPO. `hint_group="replace"` regenerates every row of a hinted group; `"mix"` regenerates its last
-`hint_rows` rows and keeps the failed others, whose negative advantages then stay in the update (LUFFY,
-arXiv 2504.14945, mixes its off-policy traces into the on-policy group the same way).
+The hint step sits inside TRL's own generation hook (`_generate`): after a batch is generated it is scored, the
+hard groups are found on the rewards gathered from every process, and their rows are regenerated with the hint.
+TRL then scores the final completions and computes every advantage as usual, so a hinted group's advantages come
+from its new rewards and `hint_mode="none"` is exactly TRL's GRPO. Each completion is scored once
+(`RewardLedger`): TRL's final scoring only scores the rows regenerated since the last one, and what the reward
+functions log describes the rows that are trained. `hint_group="replace"` regenerates every row of a hinted
+group; `"mix"` regenerates its last `hint_rows` rows and keeps the failed others, whose negative advantages then
+stay in the update (LUFFY, arXiv 2504.14945, mixes its off-policy traces into the on-policy group the same way).
 
 What a hinted row is trained as (`hint_loss_context`):
 
@@ -39,6 +40,7 @@ as they are trained.
 from __future__ import annotations
 
 import textwrap
+from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +61,7 @@ from hintgrpo.reasoning import parse_completion
 from hintgrpo.rewards import completion_text
 from hintgrpo.tasks import get_task
 from hintgrpo.trainers.hint_grpo_config import HintGRPOConfig
+from hintgrpo.trainers.reward_ledger import RewardLedger
 
 
 @dataclass
@@ -142,6 +145,7 @@ class HintGRPOTrainer(GRPOTrainer):
         self._check_dataset(set(getattr(self.train_dataset, "column_names", None) or []))
         self._batch_inputs: list[dict] | None = None
         self._pending_hint: dict | None = None
+        self._ledger: RewardLedger | None = None  # the rewards of a batch that may be resampled, each row scored once
         self.generated_completions = 0  # over all processes; restored from the log history on resume
 
     def _check_dataset(self, columns: set[str]) -> None:
@@ -210,7 +214,7 @@ class HintGRPOTrainer(GRPOTrainer):
         try:
             output = super()._generate_and_score_completions(inputs)
         finally:
-            self._batch_inputs = None
+            self._batch_inputs, self._ledger = None, None
         if "weight" in inputs[0]:
             weights = torch.tensor([float(x["weight"]) for x in inputs], device=output["advantages"].device)
             output["advantages"] = output["advantages"] * weights
@@ -232,6 +236,7 @@ class HintGRPOTrainer(GRPOTrainer):
         if not self._resamples or self._batch_inputs is None:
             return generated
         generation = Generation(*(list(x) if isinstance(x, list) else x for x in generated))
+        self._ledger = RewardLedger(len(prompts), len(self.reward_funcs), self.accelerator.device)
         if self.args.hint_mode != "none":
             self._hint_hard_groups(prompts, self._batch_inputs, generation, progress)
         if self.args.dynamic_sampling:
@@ -287,11 +292,52 @@ class HintGRPOTrainer(GRPOTrainer):
         super().log(logs, start_time)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        if self._pending_hint is not None:  # the first scoring of the batch that holds the hinted rows
+        if self._ledger is None:  # a batch that is not resampled: TRL's scoring, once
+            return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        # TRL's scoring of the final batch: only the rows regenerated since the last scoring are scored here.
+        rewards_per_func = self._scored_rewards(inputs, prompts, completions, completion_ids_list)
+        for column, values in self._ledger.extras.items():
+            self._pending_extra_logs[column].extend(values)
+        for name, value in self._ledger.logged_metrics().items():
+            self._pending_metrics[name].append(value)
+        return rewards_per_func
+
+    def _scored_rewards(self, inputs, prompts, completions, completion_ids) -> torch.Tensor:
+        """Rewards per function of every row of the global batch; rows the ledger holds are not scored again."""
+        self._score_unscored_rows(inputs, prompts, completions, completion_ids)
+        rewards_per_func = self.accelerator.gather(self._ledger.rewards)
+        if self._pending_hint is not None:  # the first scoring since the hinted rows were regenerated
             self._log_rewards_after_hint(self._total_rewards(rewards_per_func), self._pending_hint)
             self._pending_hint = None
         return rewards_per_func
+
+    def _score_unscored_rows(self, inputs, prompts, completions, completion_ids) -> None:
+        """Score the rows without a reward in the ledger, keeping what the reward functions log for them.
+
+        TRL's scoring gathers the rewards of every process, which needs the same row count on each: a process with
+        fewer rows to score pads them with copies of one row and drops their results.
+        """
+        rows = self._ledger.unscored()
+        counts = self.accelerator.gather(torch.tensor([len(rows)], device=self.accelerator.device))
+        padded_count = int(counts.max().item())
+        if padded_count == 0:
+            return
+        padded = rows + [rows[0] if rows else 0] * (padded_count - len(rows))
+        pending = self._pending_extra_logs, self._pending_metrics
+        self._pending_extra_logs, self._pending_metrics = defaultdict(list), defaultdict(list)
+        try:
+            gathered = super()._calculate_rewards(
+                [inputs[i] for i in padded],
+                [prompts[i] for i in padded],
+                [completions[i] for i in padded],
+                [completion_ids[i] for i in padded],
+            )
+            extras, metrics = self._pending_extra_logs, self._pending_metrics
+        finally:
+            self._pending_extra_logs, self._pending_metrics = pending
+        own = gathered.view(self.accelerator.num_processes, padded_count, -1)[self.accelerator.process_index]
+        own_extras = {column: values[: len(rows)] for column, values in extras.items()}
+        self._ledger.record(rows, own[: len(rows)], own_extras, metrics)
 
     def _total_rewards(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
         """TRL's weighted sum of the reward functions; NaN where no function scored the row."""
@@ -302,8 +348,8 @@ class HintGRPOTrainer(GRPOTrainer):
 
     def _score(self, prompts: list, inputs: list[dict], generation: Generation) -> torch.Tensor:
         """Total reward of every row of the global batch (gathered from all processes)."""
-        rewards = self._calculate_rewards(inputs, prompts, generation.completions, generation.completion_ids)
-        return self._total_rewards(rewards)
+        completions, completion_ids = generation.completions, generation.completion_ids
+        return self._total_rewards(self._scored_rewards(inputs, prompts, completions, completion_ids))
 
     def _local_rows(self, rows: torch.Tensor, batch_size: int) -> list[int]:
         """Indices into this process's rows of the flagged rows of the global batch (a group may span processes)."""
@@ -399,6 +445,7 @@ class HintGRPOTrainer(GRPOTrainer):
             else:
                 row_prompt_ids = list(prompt_ids[k])
             generation.replace(row, row_prompt_ids, forced[k], new, logprobs, text, train_forced=original)
+            self._ledger.forget(row)
 
     def _log_rewards_after_hint(self, total_after: torch.Tensor, pending: dict) -> None:
         metrics = self._metrics["train"]
