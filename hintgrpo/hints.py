@@ -98,6 +98,28 @@ def hint_prompt(prompt: list[dict], gold_polarity: str, template: str) -> list[d
     return hinted
 
 
+def groups_within_budget(wanted: int, rows_per_group: int, remaining: float, batch_rows: int) -> int:
+    """How many of `wanted` groups to regenerate, `rows_per_group` rows each, with `remaining` completions left.
+
+    The most that leave the budget either spent or with room for at least one more generation batch of
+    `batch_rows`, so that a run can stop on its budget exactly; in the last batch, when no count does, the most
+    that fit.
+    """
+    if math.isinf(remaining):
+        return wanted
+    fitting = max(0, min(wanted, int(remaining // rows_per_group)))
+    for count in range(fitting, -1, -1):
+        left = remaining - count * rows_per_group
+        if left == 0 or left >= batch_rows:
+            return count
+    return fitting
+
+
+def first_groups(flags: torch.Tensor, count: int) -> torch.Tensor:
+    """`flags` with only its first `count` True entries kept."""
+    return flags & (flags.cumsum(dim=0) <= count)
+
+
 def group_has_variance(rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
     """Per group: True when its total rewards are not all equal (it carries a learning signal)."""
     grouped = torch.nan_to_num(rewards, nan=0.0).view(-1, num_generations)

@@ -7,7 +7,9 @@ from trl import GRPOConfig, GRPOTrainer
 
 from hintgrpo.data.prompts import add_prompt
 from hintgrpo.hints import (
+    first_groups,
     group_has_variance,
+    groups_within_budget,
     hard_groups,
     hint_prefix,
     hint_probability,
@@ -80,6 +82,26 @@ def test_group_variance():
     assert group_has_variance(rewards, GROUP).tolist() == [False, True]
 
 
+@pytest.mark.parametrize(
+    ("wanted", "remaining", "expected"),
+    [
+        (2, float("inf"), 2),  # no budget
+        (2, 24, 2),  # 16 left: two more batches
+        (2, 12, 1),  # 2 groups would leave 4, less than a batch: 1 leaves exactly a batch
+        (3, 12, 3),  # 3 groups spend the budget
+        (1, 6, 1),  # the last batch: fill what fits
+        (3, 2, 0),  # not even one group fits
+    ],
+)
+def test_groups_within_budget_keep_the_budget_reachable_exactly(wanted, remaining, expected):
+    assert groups_within_budget(wanted, rows_per_group=4, remaining=remaining, batch_rows=8) == expected
+
+
+def test_first_groups_keeps_the_first_flags():
+    flags = torch.tensor([False, True, True, False, True])
+    assert first_groups(flags, 2).tolist() == [False, True, True, False, False]
+
+
 def test_hinted_rows_replace_whole_groups_or_mix_in_the_last_rows():
     hinted = torch.tensor([True, False, True])
     assert hinted_rows(hinted, GROUP, "replace", 1).tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1]
@@ -131,13 +153,12 @@ def make_trainer(
 ):
     # bf16 off for both trainer kinds: TRL's GRPOConfig reads an unset bf16 as on, HintGRPOConfig as on where native.
     defaults = dict(max_completion_length=16, max_steps=2, learning_rate=1e-2, report_to=[], logging_steps=1)
-    defaults["bf16"] = False
+    defaults |= dict(bf16=False, save_strategy="no")
     config = config_cls(
         output_dir=str(tmp_path),
         use_cpu=True,
         per_device_train_batch_size=2 * GROUP,
         num_generations=GROUP,
-        save_strategy="no",
         seed=0,
         **(defaults | options),
     )
@@ -266,26 +287,39 @@ def test_training_with_hints_changes_the_weights(tiny_model_dir, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
 
 
-@pytest.mark.parametrize(("mode", "steps_run", "totals"), [("none", 3, [8, 16, 24]), ("prefix", 2, [16, 32])])
-def test_completion_budget_counts_hinted_completions_and_stops_training(
-    tiny_model_dir, tmp_path, mode, steps_run, totals
-):
-    # 8 rows per step; on a random model every group is hard, so "prefix" generates every row twice.
-    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode=mode, max_steps=10, completion_budget=20)
+@pytest.mark.parametrize(("mode", "totals"), [("none", [8, 16]), ("prefix", [12, 20])])
+def test_a_run_never_generates_past_its_completion_budget(tiny_model_dir, tmp_path, mode, totals):
+    # 8 rows per step, and every group of a random model is hard. "none": a third batch would pass 20, so the run
+    # stops at 16. "prefix": step 1 hints one group of two, which leaves exactly one batch: the run ends on 20.
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, hint_mode=mode, max_steps=10, completion_budget=20, lr_scheduler_type="linear"
+    )
     trainer.train()
-    assert trainer.state.global_step == steps_run
-    logged = [log["completions/generated_total"] for log in trainer.state.log_history if "loss" in log]
-    assert logged == totals
+    logged = [log for log in trainer.state.log_history if "loss" in log]
+    assert [log["completions/generated_total"] for log in logged] == totals
+    # The LR schedule runs over the budget: linear from 1e-2 to 0 at 20 completions, not at max_steps. A step
+    # logs the rate it trained at, set by the completions generated before it.
+    expected = [1e-2 * (1 - before / 20) for before in [0, *totals[:-1]]]
+    assert [log["learning_rate"] for log in logged] == pytest.approx(expected)
+
+
+def test_a_resumed_run_counts_on_from_the_checkpoint(tiny_model_dir, tmp_path):
+    # Logged every 2 steps, saved every step: checkpoint-1's log holds no count, its trainer state does.
+    options = dict(hint_mode="none", max_steps=2, save_strategy="steps", save_steps=1, logging_steps=2)
+    make_trainer(tiny_model_dir, tmp_path / "first", **options).train()
+    resumed = make_trainer(tiny_model_dir, tmp_path / "resumed", **options)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "first" / "checkpoint-1"))
+    assert resumed.generated_completions == 2 * 2 * GROUP
 
 
 def test_a_run_stopped_by_its_completion_budget_evaluates_its_final_model(tiny_model_dir, tmp_path):
-    # Steps of 8 completions: periodic evaluation at step 2, the budget of 20 ends the run at step 3.
+    # Steps of 8 completions: periodic evaluation at step 2, the budget of 24 ends the run at step 3.
     trainer = make_trainer(
         tiny_model_dir,
         tmp_path,
         hint_mode="none",
         max_steps=10,
-        completion_budget=20,
+        completion_budget=24,
         eval_dataset=samples(),
         eval_strategy="steps",
         eval_steps=2,
@@ -595,7 +629,7 @@ def test_the_hint_schedule_runs_on_the_completion_budget(tiny_model_dir, tmp_pat
     )
     trainer.train()
     logs = [log for log in trainer.state.log_history if "hint/probability" in log]
-    assert len(logs) >= 2 and logs[-1]["completions/generated_total"] >= budget
+    assert len(logs) >= 2 and logs[-1]["completions/generated_total"] == budget
     generated_before = [0.0] + [log["completions/generated_total"] for log in logs[:-1]]
     assert [log["hint/probability"] for log in logs] == pytest.approx([1 - g / budget for g in generated_before])
 

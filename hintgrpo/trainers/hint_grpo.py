@@ -31,23 +31,31 @@ What a hinted row is trained as (`hint_loss_context`):
 DAPO-style dynamic sampling (`dynamic_sampling=True`) runs on the same hook: groups whose rewards are
 all equal are replaced by groups of fresh prompts from the training set, up to `max_refill_rounds` times.
 
-Every generated completion is counted (`completions/generated_total`), and `completion_budget` stops training
-once the count reaches it (evaluating that final model when the run evaluates), so methods that re-sample can be
-compared at equal generation cost. TRL's `completions/*` length metrics and `num_tokens` are recomputed on the rows
-as they are trained.
+Every generated completion is counted (`completions/generated_total`, saved in each checkpoint), so methods that
+re-sample can be compared at equal generation cost. Under `completion_budget` a run never generates more: it stops
+after the step past which no generation batch fits (evaluating that final model when the run evaluates), hints and
+refills are limited to the groups that keep the budget reachable exactly, and the LR schedule runs over generated
+completions rather than steps. TRL's `completions/*` length metrics and `num_tokens` are recomputed on the rows as
+they are trained.
 """
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
+from transformers import TrainerCallback
+from transformers.optimization import get_scheduler
+from transformers.trainer_callback import ExportableState
 from trl import GRPOTrainer
 
 from hintgrpo.hints import (
+    first_groups,
     group_has_variance,
+    groups_within_budget,
     hard_groups,
     hint_prefix,
     hint_probability,
@@ -105,6 +113,16 @@ class Generation:
         )
 
 
+class GeneratedCompletions(TrainerCallback, ExportableState):
+    """The completions a run has generated over all processes, saved in every checkpoint's trainer state."""
+
+    def __init__(self, count: int = 0):
+        self.count = count
+
+    def state(self) -> dict:
+        return {"args": {"count": self.count}, "attributes": {}}
+
+
 class HintGRPOTrainer(GRPOTrainer):
     """GRPO with discrimination hints for hard groups, optional dynamic sampling, and per-sample `weight`s."""
 
@@ -146,7 +164,21 @@ class HintGRPOTrainer(GRPOTrainer):
         self._batch_inputs: list[dict] | None = None
         self._pending_hint: dict | None = None
         self._ledger: RewardLedger | None = None  # the rewards of a batch that may be resampled, each row scored once
-        self.generated_completions = 0  # over all processes; restored from the log history on resume
+        self._batch_rows = 0  # completions of one generation batch over all processes, hints aside
+        self.add_callback(GeneratedCompletions())
+
+    @property
+    def generated_completions(self) -> int:
+        """Completions generated so far over all processes, hinted and refilled ones included."""
+        return self._completion_counter().count
+
+    @generated_completions.setter
+    def generated_completions(self, count: int) -> None:
+        self._completion_counter().count = count
+
+    def _completion_counter(self) -> GeneratedCompletions:
+        # Looked up each time: restoring callback states from a checkpoint replaces the instance.
+        return next(cb for cb in self.callback_handler.callbacks if isinstance(cb, GeneratedCompletions))
 
     def _check_dataset(self, columns: set[str]) -> None:
         """Refuse the option combinations the training set makes wrong (nothing is known of a streamed dataset)."""
@@ -203,6 +235,37 @@ class HintGRPOTrainer(GRPOTrainer):
         accumulation = self.args.gradient_accumulation_steps
         return self.state.global_step * accumulation + self._step % accumulation
 
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """Under a completion budget the LR schedule runs over generated completions, so it ends with the budget
+        however many steps the hints and refills take; a warmup given in steps counts full steps of completions."""
+        budget = self.args.completion_budget
+        if budget is None or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.args.warmup_steps >= 1:
+            per_step = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+            warmup = int(self.args.warmup_steps) * per_step * self.accelerator.num_processes
+        else:
+            warmup = self.args.get_warmup_steps(budget)
+        scheduler = get_scheduler(
+            self.args.lr_scheduler_type,
+            optimizer=optimizer or self.optimizer,
+            num_warmup_steps=warmup,
+            num_training_steps=budget,
+            scheduler_specific_kwargs=self.args.lr_scheduler_kwargs,
+        )
+        if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            raise ValueError(
+                f"lr_scheduler_type={self.args.lr_scheduler_type!r} cannot follow completion_budget: use a "
+                "schedule over steps (linear, cosine, constant, ...) or no completion_budget"
+            )
+        scheduler.lr_lambdas = [lambda _, f=f: f(self.generated_completions) for f in scheduler.lr_lambdas]
+        self.lr_scheduler, self._created_lr_scheduler = scheduler, True
+        return scheduler
+
+    def _budget_left(self) -> float:
+        budget = self.args.completion_budget
+        return math.inf if budget is None else budget - self.generated_completions
+
     def _training_progress(self) -> float:
         """How far training is, 0 to 1: by generated completions under a completion budget, else by steps."""
         if self.args.completion_budget is not None:
@@ -232,7 +295,8 @@ class HintGRPOTrainer(GRPOTrainer):
         self._restore_generated_count()
         progress, tokens_seen = self._training_progress(), self.state.num_input_tokens_seen
         generated = super()._generate(prompts)
-        self._count_generated(len(prompts) * self.accelerator.num_processes)
+        self._batch_rows = len(prompts) * self.accelerator.num_processes
+        self._count_generated(self._batch_rows)
         if not self._resamples or self._batch_inputs is None:
             return generated
         generation = Generation(*(list(x) if isinstance(x, list) else x for x in generated))
@@ -245,17 +309,16 @@ class HintGRPOTrainer(GRPOTrainer):
         return generation.as_tuple()
 
     def _restore_generated_count(self) -> None:
-        if self.generated_completions == 0 and self.state.global_step > 0:  # resumed from a checkpoint
-            logged = [
-                e["completions/generated_total"] for e in self.state.log_history if "completions/generated_total" in e
-            ]
-            self.generated_completions = int(logged[-1]) if logged else 0
+        """On a resumed run, the count saved in the checkpoint's trainer state."""
+        saved = self.state.stateful_callbacks.setdefault(GeneratedCompletions.__name__, GeneratedCompletions().state())
+        if self.generated_completions == 0:
+            self.generated_completions = int(saved["args"]["count"])
 
     def _count_generated(self, count: int) -> None:
         self.generated_completions += count
-        budget = self.args.completion_budget
-        if budget is not None and self.generated_completions >= budget:
-            self.control.should_training_stop = True  # after this step: every process counts the same
+        if self._budget_left() < self._batch_rows:
+            # No further generation batch fits the budget: this step is the last (every process counts the same).
+            self.control.should_training_stop = True
             # transformers evaluates the last step of a run that ends at max_steps; this one ends here.
             self.control.should_evaluate = self.args.eval_strategy != "no"
 
@@ -372,6 +435,9 @@ class HintGRPOTrainer(GRPOTrainer):
             progress, self.args.hint_schedule, self.args.hint_prob_start, self.args.hint_prob_end
         )
         hinted = sample_hinted_groups(hard, probability, self.args.seed, self._generation_batch)
+        rows_per_group = group_size if self.args.hint_group == "replace" else self.args.hint_rows
+        affordable = groups_within_budget(int(hinted.sum()), rows_per_group, self._budget_left(), self._batch_rows)
+        hinted = first_groups(hinted, affordable)
 
         metrics = self._metrics["train"]
         metrics["hint/hard_group_frac"].append(hard.float().mean().item())
@@ -392,6 +458,10 @@ class HintGRPOTrainer(GRPOTrainer):
             dead = ~group_has_variance(self._score(prompts, inputs, generation), group_size)
             if round_index == self.args.max_refill_rounds or not dead.any():
                 break
+            affordable = groups_within_budget(int(dead.sum()), group_size, self._budget_left(), self._batch_rows)
+            if affordable == 0:
+                break
+            dead = first_groups(dead, affordable)
             # Every process that holds part of a group must pick the same fresh prompt for it.
             generator = rank_agnostic_generator(self.args.seed, self._generation_batch, draw=1 + round_index)
             replacements = torch.randint(len(self.train_dataset), (dead.numel(),), generator=generator)

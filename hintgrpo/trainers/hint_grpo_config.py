@@ -65,8 +65,10 @@ class HintGRPOConfig(GRPOConfig):
         max_refill_rounds (`int`, *optional*, defaults to `2`):
             Most rounds of dynamic-sampling refills per generation batch.
         completion_budget (`int`, *optional*):
-            Stop training once this many completions have been generated (over all processes, hinted and refilled ones
-            included), so methods that re-sample compare at equal generation cost.
+            Generate at most this many completions (over all processes, hinted and refilled ones included), so
+            methods that re-sample compare at equal generation cost. Training stops when no further generation batch
+            fits, hints and refills are limited so that the run can end on the budget exactly, and the LR schedule
+            runs over generated completions (a budget that is a multiple of the generation batch is met exactly).
     """
 
     hint_mode: str = field(
@@ -150,8 +152,9 @@ class HintGRPOConfig(GRPOConfig):
     completion_budget: int | None = field(
         default=None,
         metadata={
-            "help": "Stop training once this many completions have been generated (over all processes, hinted and "
-            "refilled ones included), so methods that re-sample compare at equal generation cost."
+            "help": "Generate at most this many completions (over all processes, hinted and refilled ones included): "
+            "training stops when no further generation batch fits, hints and refills are limited so the run can end "
+            "on the budget exactly, and the LR schedule runs over generated completions."
         },
     )
 
