@@ -120,6 +120,17 @@ def first_groups(flags: torch.Tensor, count: int) -> torch.Tensor:
     return flags & (flags.cumsum(dim=0) <= count)
 
 
+def policy_shaping_weights(logps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """LUFFY's policy shaping (arXiv 2504.14945) as a weight on a token's ∇log π.
+
+    An off-policy token trained with the objective f(π) = π / (π + γ) instead of an importance ratio gets the
+    gradient γ·π / (π + γ)² · ∇log π: at most 1/4 (at π = γ), so no token moves the policy far in one update, and
+    decaying only linearly as π → 0 rather than vanishing, so the tokens the policy finds unlikely still learn.
+    """
+    probabilities = logps.exp()
+    return gamma * probabilities / (probabilities + gamma) ** 2
+
+
 def group_has_variance(rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
     """Per group: True when its total rewards are not all equal (it carries a learning signal)."""
     grouped = torch.nan_to_num(rewards, nan=0.0).view(-1, num_generations)

@@ -16,6 +16,7 @@ from hintgrpo.hints import (
     hint_prompt,
     hint_reveals_label,
     hinted_rows,
+    policy_shaping_weights,
     sample_hinted_groups,
 )
 from hintgrpo.rewards import completion_text, get_reward_funcs
@@ -95,6 +96,12 @@ def test_group_variance():
 )
 def test_groups_within_budget_keep_the_budget_reachable_exactly(wanted, remaining, expected):
     assert groups_within_budget(wanted, rows_per_group=4, remaining=remaining, batch_rows=8) == expected
+
+
+def test_policy_shaping_weights_by_hand():
+    # γ·π / (π + γ)² with γ = 0.1: 1/4 at π = γ, and the same 0.1 / 1.21 at π = 1 and at π = γ² / 1 = 0.01.
+    weights = policy_shaping_weights(torch.tensor([0.1, 1.0, 0.01]).log(), gamma=0.1)
+    assert weights.tolist() == pytest.approx([0.25, 0.1 / 1.21, 0.1 / 1.21])
 
 
 def test_first_groups_keeps_the_first_flags():
@@ -552,9 +559,10 @@ def test_prompt_mode_generates_with_the_hint_and_trains_on_the_chosen_prompt(tin
     assert rows_of(batch["completion_ids"], batch["completion_mask"]) == regenerated
 
 
-def loss_grad(trainer, batch) -> torch.Tensor:
-    """d loss / d per-token log-probability, with every row's advantage non-zero."""
-    batch["advantages"] = torch.linspace(-1.0, 1.0, batch["advantages"].numel())
+def loss_grad(trainer, batch, spread_advantages=True) -> torch.Tensor:
+    """d loss / d per-token log-probability; with `spread_advantages`, every row's advantage is made non-zero."""
+    if spread_advantages:
+        batch["advantages"] = torch.linspace(-1.0, 1.0, batch["advantages"].numel())
     captured = {}
     original = trainer._get_per_token_logps_and_entropies
 
@@ -589,6 +597,42 @@ def test_original_context_trains_the_forced_prefix(tiny_model_dir, tmp_path, con
     else:
         assert "tool_mask" not in batch or torch.all(batch["tool_mask"][forced] == 1)
         assert torch.all(grad[forced] != 0)
+
+
+def test_policy_shaping_weights_the_gradient_of_the_forced_tokens(tiny_model_dir, tmp_path):
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, hint_mode="prefix", hint_loss_context="original", hint_policy_shaping=0.1
+    )
+    record_generations(trainer)
+    batch = trainer._generate_and_score_completions(batch_inputs(trainer, samples()))
+    shaped = batch["advantages"]
+    assert shaped.dim() == 2  # per token
+    row_advantages = shaped[:, -1]  # the last position is never a forced token
+    forced = torch.zeros_like(batch["completion_mask"], dtype=torch.bool)
+    forced[:, : len(trainer._prefix_ids("negative"))] = True  # every row was hinted (a random model states none)
+
+    # By hand: the unhinted policy's probability of each forced token, and LUFFY's weight of it.
+    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    with torch.no_grad():
+        logits = trainer.model(input_ids, attention_mask=torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1))
+    width = batch["completion_ids"].size(1)
+    logps = logits.logits[:, -width - 1 : -1].log_softmax(-1).gather(-1, batch["completion_ids"].unsqueeze(-1))[..., 0]
+    probability = logps.exp()
+    expected_weight = 0.1 * probability / (probability + 0.1) ** 2
+    expected = torch.where(forced, row_advantages.unsqueeze(1) * expected_weight, row_advantages.unsqueeze(1))
+    assert torch.allclose(shaped, expected, atol=1e-5)
+    assert trainer._metrics["train"]["hint/offpolicy_token_frac"][-1] > 0
+
+    # The loss sees it: the forced tokens' gradients are the unshaped ones times their weights, the others unchanged.
+    shaped_grad = loss_grad(trainer, dict(batch), spread_advantages=False)
+    plain_grad = loss_grad(trainer, batch | {"advantages": row_advantages}, spread_advantages=False)
+    assert torch.allclose(shaped_grad[forced], plain_grad[forced] * expected_weight[forced], rtol=1e-4, atol=1e-10)
+    assert torch.allclose(shaped_grad[~forced], plain_grad[~forced], rtol=1e-4, atol=1e-10)
+
+
+def test_policy_shaping_needs_the_original_context(tmp_path):
+    with pytest.raises(ValueError, match="hint_loss_context='original'"):
+        HintGRPOConfig(output_dir=str(tmp_path), hint_policy_shaping=0.1, bf16=False)
 
 
 @pytest.mark.parametrize(

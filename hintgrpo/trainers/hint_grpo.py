@@ -26,7 +26,11 @@ What a hinted row is trained as (`hint_loss_context`):
   ∇log π_θ(y|x) update: like LUFFY's off-policy term it is neither clipped nor weighted by the behaviour
   policy, without LUFFY's policy shaping. Guide-GRPO's correction (arXiv 2506.13923), π_θ(y|x) over the
   hinted π_old(y|x, h), is not applied: it would shrink the update on exactly the tokens the unhinted
-  policy finds unlikely, which are the ones the hint is there to teach.
+  policy finds unlikely, which are the ones the hint is there to teach. `hint_policy_shaping=γ` applies LUFFY's
+  policy shaping to those off-policy tokens instead: their advantage is weighted by γ·π/(π+γ)² (π: the unhinted
+  policy's probability of the token before the update), which bounds each token's step and still trains the
+  unlikely ones. The share of off-policy tokens is logged (`hint/offpolicy_token_frac`), with their mean
+  probability and weight under shaping.
 
 DAPO-style dynamic sampling (`dynamic_sampling=True`) runs on the same hook: groups whose rewards are
 all equal are replaced by groups of fresh prompts from the training set, up to `max_refill_rounds` times.
@@ -62,6 +66,7 @@ from hintgrpo.hints import (
     hint_prompt,
     hint_reveals_label,
     hinted_rows,
+    policy_shaping_weights,
     rank_agnostic_generator,
     sample_hinted_groups,
 )
@@ -164,6 +169,7 @@ class HintGRPOTrainer(GRPOTrainer):
         self._batch_inputs: list[dict] | None = None
         self._pending_hint: dict | None = None
         self._ledger: RewardLedger | None = None  # the rewards of a batch that may be resampled, each row scored once
+        self._offpolicy_tokens: dict[int, int] = {}  # local row -> its leading tokens sampled under the hint
         self._batch_rows = 0  # completions of one generation batch over all processes, hints aside
         self.add_callback(GeneratedCompletions())
 
@@ -195,6 +201,10 @@ class HintGRPOTrainer(GRPOTrainer):
                     )
         if args.hint_mode == "prefix" and "polarity" in columns:
             self._check_prefix_fits(set(self.train_dataset["polarity"]))
+        if args.hint_policy_shaping is not None and has_images:
+            raise ValueError(
+                "hint_policy_shaping is not supported with an image column (its forward pass is text-only)"
+            )
         if args.dynamic_sampling and not self.carries_media and has_images:
             # TRL puts a row's images into its prompt before generation; a refilled row would come without them.
             raise ValueError(
@@ -273,7 +283,7 @@ class HintGRPOTrainer(GRPOTrainer):
         return self.state.global_step / self.state.max_steps if self.state.max_steps > 0 else 0.0
 
     def _generate_and_score_completions(self, inputs):
-        self._batch_inputs = inputs
+        self._batch_inputs, self._offpolicy_tokens = inputs, {}
         try:
             output = super()._generate_and_score_completions(inputs)
         finally:
@@ -287,7 +297,44 @@ class HintGRPOTrainer(GRPOTrainer):
             for _ in range(count):
                 logged.pop()
             logged.extend(scaled[len(scaled) - count :])
+        if self.model.training and self.args.hint_mode != "none" and self.args.hint_loss_context == "original":
+            self._train_offpolicy_tokens(output)
         return output
+
+    def _train_offpolicy_tokens(self, output: dict) -> None:
+        """Log the share of trained tokens that are off-policy (sampled under the hint, trained without it) and, under
+        `hint_policy_shaping`, weight their advantages by LUFFY's shaping (the advantages become per token)."""
+        trained = output["completion_mask"].bool()
+        if "tool_mask" in output:
+            trained = trained & output["tool_mask"].bool()
+        offpolicy = torch.zeros_like(trained)
+        for row, count in self._offpolicy_tokens.items():
+            offpolicy[row, :count] = True
+        offpolicy &= trained
+        counts = torch.stack([offpolicy.sum(), trained.sum()]).float()
+        offpolicy_count, trained_count = self.accelerator.gather(counts).view(-1, 2).sum(dim=0).tolist()
+        metrics = self._metrics["train"]
+        metrics["hint/offpolicy_token_frac"].append(offpolicy_count / max(trained_count, 1.0))
+        gamma = self.args.hint_policy_shaping
+        if gamma is None or offpolicy_count == 0:  # the same on every rank, so the forward below is collective
+            return
+        logps = output.get("old_per_token_logps")
+        if logps is None:  # generation and optimisation are aligned: the policy now is the one before the update
+            input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+            attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+            with torch.no_grad():
+                logps, _, _ = self._get_per_token_logps_and_entropies(
+                    self.model, input_ids, attention_mask, output["completion_ids"].size(1),
+                    batch_size=self.args.per_device_train_batch_size,
+                )  # fmt: skip
+        weights = policy_shaping_weights(logps, gamma)
+        advantages = output["advantages"].unsqueeze(1).repeat(1, trained.size(1))
+        advantages[offpolicy] = advantages[offpolicy] * weights[offpolicy]
+        output["advantages"] = advantages
+        sums = torch.stack([logps[offpolicy].exp().sum(), weights[offpolicy].sum()])
+        probability_sum, weight_sum = self.accelerator.gather(sums).view(-1, 2).sum(dim=0).tolist()
+        metrics["hint/offpolicy_prob_mean"].append(probability_sum / offpolicy_count)
+        metrics["hint/offpolicy_weight_mean"].append(weight_sum / offpolicy_count)
 
     def _generate(self, prompts: list):
         if not self.model.training:
@@ -514,6 +561,10 @@ class HintGRPOTrainer(GRPOTrainer):
                     logprobs = [None] * len(logprobs)
             else:
                 row_prompt_ids = list(prompt_ids[k])
+            if original:  # the tokens sampled under another context than the one they are trained in
+                self._offpolicy_tokens[row] = len(forced[k]) if mode == "prefix" else len(forced[k]) + len(new)
+            else:
+                self._offpolicy_tokens.pop(row, None)
             generation.replace(row, row_prompt_ids, forced[k], new, logprobs, text, train_forced=original)
             self._ledger.forget(row)
 

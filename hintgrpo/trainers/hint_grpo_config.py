@@ -53,6 +53,11 @@ class HintGRPOConfig(GRPOConfig):
             context without loss; in prompt mode the loss sees the hint sentence). `"original"`: the completion of the
             unhinted prompt (the forced prefix is trained; in prompt mode the hint is absent from the loss's prompt),
             an off-policy row trained with importance ratio 1 against the unhinted policy (see `HintGRPOTrainer`).
+        hint_policy_shaping (`float`, *optional*):
+            γ of LUFFY's policy shaping (arXiv 2504.14945; LUFFY uses 0.1) for the off-policy tokens of rows trained
+            under `hint_loss_context="original"`: the forced opening in prefix mode, the whole completion in prompt
+            mode. Their advantage is weighted by γ·π / (π + γ)², π the token's probability under the unhinted policy
+            before the update, in place of the importance ratio 1. Unset: ratio 1.
         allow_label_hints (`bool`, *optional*, defaults to `False`):
             Allow hints on tasks whose coarse result determines the label (MELD sentiment, MUStARD), where the hint
             hands the model its answer. Refused at trainer init otherwise.
@@ -131,6 +136,14 @@ class HintGRPOConfig(GRPOConfig):
             "choices": list(HINT_LOSS_CONTEXTS),
         },
     )
+    hint_policy_shaping: float | None = field(
+        default=None,
+        metadata={
+            "help": "γ of LUFFY's policy shaping (LUFFY: 0.1) for the off-policy tokens of rows trained under "
+            "hint_loss_context='original': their advantage is weighted by γ·π/(π+γ)², π the unhinted policy's "
+            "probability of the token. Unset: importance ratio 1."
+        },
+    )
     allow_label_hints: bool = field(
         default=False,
         metadata={
@@ -179,6 +192,14 @@ class HintGRPOConfig(GRPOConfig):
                 f"hint_rows={self.hint_rows} must be at least 1 and below num_generations={self.num_generations} "
                 "with hint_group='mix' (all rows hinted is hint_group='replace')"
             )
+        if self.hint_policy_shaping is not None:
+            if self.hint_policy_shaping <= 0:
+                raise ValueError(f"hint_policy_shaping={self.hint_policy_shaping} must be positive (LUFFY: 0.1)")
+            if self.hint_loss_context != "original" or self.hint_mode == "none":
+                raise ValueError(
+                    "hint_policy_shaping shapes the off-policy tokens of hinted rows trained in the unhinted context: "
+                    "it needs hint_loss_context='original' and a hint_mode"
+                )
         if self.completion_budget is not None and self.completion_budget < 1:
             raise ValueError(f"completion_budget={self.completion_budget} must be positive")
         if self.max_refill_rounds < 1:
