@@ -710,6 +710,26 @@ def test_length_metrics_and_token_count_describe_the_trained_completions(tiny_mo
     assert metrics["num_tokens"] == [batch["prompt_mask"].sum().item() + trained.sum().item()]
 
 
+def test_a_hard_pool_is_sampled_from_the_training_rows(tiny_model_dir, tmp_path):
+    import json
+
+    gold = ["negative", *["positive"] * 5]  # row 0 alone states the wrong polarity
+    records = [{"id": str(i), "polarity": "positive", "gold_polarity": g} for i, g in enumerate(gold)]
+    predictions = tmp_path / "train_predictions.jsonl"
+    predictions.write_text("".join(json.dumps(r) + "\n" for r in records))
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, dataset=samples(n=6), hard_pool_predictions=str(predictions), hard_pool_share=0.8
+    )
+    sampler = trainer.get_train_dataloader().batch_sampler.sampler  # the one TRL's batches are drawn with
+    drawn = [index for _ in range(50) for index in sampler]
+    assert drawn.count(0) / len(drawn) == pytest.approx(0.8, abs=0.06)
+
+    records[0]["id"] = "not-a-row"
+    predictions.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(ValueError, match="not training rows"):
+        make_trainer(tiny_model_dir, tmp_path, dataset=samples(n=6), hard_pool_predictions=str(predictions))
+
+
 def test_the_model_card_names_the_method(tiny_model_dir, tmp_path):
     trainer = make_trainer(tiny_model_dir, tmp_path)
     trainer.create_model_card(model_name="tiny-hint-grpo")

@@ -73,6 +73,7 @@ from hintgrpo.hints import (
 from hintgrpo.reasoning import parse_completion
 from hintgrpo.rewards import completion_text
 from hintgrpo.tasks import get_task
+from hintgrpo.trainers.hard_pool import HardPoolSampler, hard_pool_ids, hard_rows
 from hintgrpo.trainers.hint_grpo_config import HintGRPOConfig
 from hintgrpo.trainers.reward_ledger import RewardLedger
 
@@ -166,6 +167,11 @@ class HintGRPOTrainer(GRPOTrainer):
         if self._resamples and (self.tools or self.rollout_func is not None):
             raise ValueError("hints and dynamic sampling are not supported with tools or a custom rollout_func")
         self._check_dataset(set(getattr(self.train_dataset, "column_names", None) or []))
+        self._hard_rows = None
+        if self.args.hard_pool_predictions is not None:
+            ids = [str(sample_id) for sample_id in self.train_dataset["id"]]
+            pool = hard_pool_ids(self.args.hard_pool_predictions)
+            self._hard_rows = hard_rows(ids, pool, self.args.hard_pool_predictions)
         self._batch_inputs: list[dict] | None = None
         self._pending_hint: dict | None = None
         self._ledger: RewardLedger | None = None  # the rewards of a batch that may be resampled, each row scored once
@@ -230,6 +236,19 @@ class HintGRPOTrainer(GRPOTrainer):
                 f"the hint prefix takes up to {longest} tokens of the completion, max_completion_length is "
                 f"{self.max_completion_length}: raise max_completion_length so hinted completions have room to reason"
             )
+
+    def _get_train_sampler(self, dataset=None):
+        if self._hard_rows is None:
+            return super()._get_train_sampler(dataset)
+        return HardPoolSampler(  # the dataset's rows in their order (transformers may have dropped columns)
+            data_source=self.train_dataset if dataset is None else dataset,
+            mini_repeat_count=self.num_generations,
+            batch_size=self.args.generation_batch_size // self.num_generations,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+            hard_rows=self._hard_rows,
+            hard_share=self.args.hard_pool_share,
+            seed=self.args.seed,
+        )
 
     @property
     def _resamples(self) -> bool:

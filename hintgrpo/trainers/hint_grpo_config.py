@@ -69,6 +69,11 @@ class HintGRPOConfig(GRPOConfig):
             training prompts.
         max_refill_rounds (`int`, *optional*, defaults to `2`):
             Most rounds of dynamic-sampling refills per generation batch.
+        hard_pool_predictions (`str`, *optional*):
+            A `hintgrpo evaluate` predictions file on the training split: its rows whose stated polarity is not the
+            gold one form a hard pool, from which a `hard_pool_share` of the prompts is drawn.
+        hard_pool_share (`float`, *optional*, defaults to `0.5`):
+            Probability that a prompt is drawn from the hard pool (the others come from the other training rows).
         completion_budget (`int`, *optional*):
             Generate at most this many completions (over all processes, hinted and refilled ones included), so
             methods that re-sample compare at equal generation cost. Training stops when no further generation batch
@@ -162,6 +167,17 @@ class HintGRPOConfig(GRPOConfig):
     max_refill_rounds: int = field(
         default=2, metadata={"help": "Most rounds of dynamic-sampling refills per generation batch."}
     )
+    hard_pool_predictions: str | None = field(
+        default=None,
+        metadata={
+            "help": "A `hintgrpo evaluate` predictions file on the training split: its rows with a wrong polarity "
+            "form a hard pool, from which hard_pool_share of the prompts is drawn."
+        },
+    )
+    hard_pool_share: float = field(
+        default=0.5,
+        metadata={"help": "Probability that a prompt is drawn from the hard pool (else from the other rows)."},
+    )
     completion_budget: int | None = field(
         default=None,
         metadata={
@@ -184,6 +200,8 @@ class HintGRPOConfig(GRPOConfig):
         ):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not one of {list(allowed)}")
+        if not 0.0 < self.hard_pool_share < 1.0:
+            raise ValueError(f"hard_pool_share={self.hard_pool_share} must be strictly between 0 and 1")
         for name in ("hint_prob_start", "hint_prob_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} must be a probability in [0, 1]")
