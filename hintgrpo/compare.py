@@ -92,6 +92,10 @@ class PairedBootstrap:
     def interval(self, name: str, metric: str) -> Interval:
         return self._interval(self.point[name][metric], self._draws(name, metric))
 
+    def difference_spread(self, name: str, reference: str, metric: str) -> float:
+        """The bootstrap standard deviation of `name` − `reference` in `metric` (its standard error)."""
+        return float(np.nanstd(self._draws(name, metric) - self._draws(reference, metric)))
+
     def difference(self, name: str, reference: str, metric: str) -> Interval:
         """`name` − `reference` in `metric`, paired over the same draws of rows."""
         value = self.point[name][metric] - self.point[reference][metric]

@@ -160,3 +160,37 @@ def test_throughput_benchmark_measures_every_part(tiny_model_dir, real_data_dir,
         and "| sft |" in table
         and "| backward |" in table
     )
+
+
+def test_power_benchmark_sizes_rows_and_seeds_from_paired_predictions(tmp_path):
+    # Two seeds of a method that moves half of the reference's answers 0.1 closer to the gold score.
+    import random
+
+    generator = random.Random(0)
+    labels = [generator.uniform(-2, 2) for _ in range(200)]
+    reference = [label + generator.gauss(0, 0.5) for label in labels]
+
+    def write(name, answers):
+        path = tmp_path / f"{name}.jsonl"
+        rows = [
+            {"id": str(i), "label": label, "answer": answer, "well_formed": True, "gold_polarity": "neutral",
+             "polarity": "neutral"}
+            for i, (label, answer) in enumerate(zip(labels, answers, strict=True))
+        ]  # fmt: skip
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return str(path)
+
+    def closer(seed):
+        moved = random.Random(seed)
+        pairs = zip(reference, labels, strict=True)
+        return [a - 0.1 * (a - g) / max(abs(a - g), 1e-9) if moved.random() < 0.5 else a for a, g in pairs]
+
+    command = [sys.executable, str(ROOT / "benchmarks" / "power.py"), "--reference", write("sft", reference),
+               "--runs", write("seed1", closer(1)), write("seed2", closer(2)), "--resamples", "200"]  # fmt: skip
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    assert "Rows: 200; runs: 2." in output
+    mae_row = next(line for line in output.splitlines() if line.startswith("| MAE |"))
+    observed = [float(v) for v in mae_row.split("|")[2].split(",")]
+    assert all(-0.06 < v < -0.03 for v in observed)  # half the rows 0.1 closer (less where the error was smaller)
+    rows_needed = int(mae_row.split("|")[6].replace(",", ""))
+    assert rows_needed > 0
