@@ -363,6 +363,16 @@ def test_hints_that_state_the_label_are_refused_unless_allowed(tiny_model_dir, t
     make_trainer(tiny_model_dir, tmp_path, dataset=dataset, hint_mode="none")
 
 
+def test_hints_need_a_task_column(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="needs a 'task' column"):
+        make_trainer(tiny_model_dir, tmp_path, dataset=samples().remove_columns("task"))
+
+
+def test_prompt_hints_mixed_into_a_group_trained_on_the_hinted_prompt_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="one group on two prompts"):
+        HintGRPOConfig(output_dir=str(tmp_path), hint_mode="prompt", hint_group="mix", bf16=False)
+
+
 def test_hints_need_a_polarity_column(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="hint_mode='prefix' needs a 'polarity' column"):
         make_trainer(tiny_model_dir, tmp_path, dataset=samples().remove_columns("polarity"))
@@ -438,15 +448,60 @@ def test_dynamic_sampling_refills_zero_variance_groups_with_fresh_prompts(tiny_m
         dynamic_sampling=True,
         max_refill_rounds=2,
     )
-    generated_rows = count_generated_rows(trainer)
+    calls = record_generations(trainer)
     inputs = batch_inputs(trainer, dataset.select(range(2)))
-    trainer._generate_and_score_completions(inputs)
-    assert generated_rows == [2 * GROUP, 2 * GROUP, 2 * GROUP]  # the batch, then two refill rounds of both groups
+    batch = trainer._generate_and_score_completions(inputs)
+    assert [len(prompts) for prompts, _ in calls] == [2 * GROUP] * 3  # the batch, then two refill rounds of both
     # Rows were swapped for fresh prompts, one prompt per group of num_generations rows.
     texts = [row["text"] for row in inputs]
     assert all(len(set(texts[g * GROUP : (g + 1) * GROUP])) == 1 for g in range(2))
+    # Each refill was generated from, and is trained after, the prompt of the row it now holds.
+    for (prompts, _), source in zip(calls[1:], ("first refill", "second refill"), strict=True):
+        assert all(trainer._tokenizer.decode(ids).count("sample ") == 1 for ids in prompts), source
+    trained_prompts = [trainer._tokenizer.decode(ids) for ids in rows_of(batch["prompt_ids"], batch["prompt_mask"])]
+    assert all(text in prompt for text, prompt in zip(texts, trained_prompts, strict=True))
+    assert trained_prompts == [trainer._tokenizer.decode(ids) for ids in calls[-1][0]]
     assert trainer._metrics["train"]["dapo/refilled_groups"] == [4.0]
     assert trainer._metrics["train"]["dapo/zero_std_group_frac_after"] == [1.0]
+
+
+def test_dynamic_sampling_draws_fresh_prompts_without_replacement(tiny_model_dir, tmp_path):
+    def constant_reward(completions, **kwargs):  # every group stays zero-variance
+        return [1.0] * len(completions)
+
+    dataset = samples(n=8).remove_columns("polarity")
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, rewards=[constant_reward], dataset=dataset, hint_mode="none", dynamic_sampling=True,
+        max_refill_rounds=3,
+    )  # fmt: skip
+    record_generations(trainer)
+    refills, drawn = trainer._refill_rows(), []
+    draw = refills.next
+    refills.next = lambda: drawn.append(draw()) or drawn[-1]
+    for _ in range(2):  # 2 batches x 3 rounds x 2 groups = 12 draws from 8 rows
+        trainer._generate_and_score_completions(batch_inputs(trainer, dataset.select(range(2))))
+    assert len(drawn) == 12
+    assert sorted(drawn[:8]) == list(range(8))  # every row once before any row twice
+
+
+def test_groups_still_dead_after_the_refills_leave_the_loss(tiny_model_dir, tmp_path):
+    def varies_on_sample_one(completions, text, **kwargs):  # sample 1's group has variance, every other none
+        pairs = zip(completions, text, strict=True)
+        return [len(completion_text(c)) / 10 if t == "sample 1" else 0.0 for c, t in pairs]
+
+    dataset = samples(n=6).remove_columns("polarity")
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, rewards=[varies_on_sample_one], dataset=dataset, hint_mode="none",
+        dynamic_sampling=True, max_refill_rounds=1,
+    )  # fmt: skip
+    record_generations(trainer)
+    inputs = batch_inputs(trainer, dataset.select(range(2)))
+    batch = trainer._generate_and_score_completions(inputs)
+    live = torch.tensor([row["text"] == "sample 1" for row in inputs])
+    assert live.any() and not live.all()
+    loss_mask = batch["completion_mask"] * batch["tool_mask"]
+    assert torch.all(loss_mask[~live] == 0) and torch.equal(loss_mask[live], batch["completion_mask"][live])
+    assert batch["num_items_in_batch"].item() == batch["completion_mask"][live].sum().item()
 
 
 def test_wandb_offline_gets_the_hinted_completions_table(tiny_model_dir, tmp_path, monkeypatch):

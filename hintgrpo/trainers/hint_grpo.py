@@ -15,22 +15,22 @@ What a hinted row is trained as (`hint_loss_context`):
   zero `tool_mask`, which TRL keeps as context in the forward pass and leaves out of the loss; in prompt
   mode the loss's prompt holds the hint sentence. The row is on-policy for that context, so TRL's
   importance ratio, clipping and sampling log-probabilities apply unchanged.
-- `"original"`: the completion of the unhinted prompt: the forced tokens are trained (`tool_mask` 1) and
-  in prompt mode the loss's prompt is the original one. The row was not sampled from the policy on that
-  prompt, so it is off-policy. Its importance ratio is TRL's π_θ(y|x) / π_old(y|x) on the unhinted
-  context (π_old: the policy before the update, which is `per_token_logps.detach()` when generation and
-  optimisation are aligned, so the ratio is 1 and clipping inactive). The hinted behaviour policy is not
-  divided out: the sampling log-probabilities of tokens sampled under another context (every token in
-  prompt mode, the forced ones in prefix mode) are dropped (NaN), which TRL's vLLM importance-sampling
-  correction and off-policy mask read as ratio 1. The row gets a plain advantage-weighted
-  ∇log π_θ(y|x) update: like LUFFY's off-policy term it is neither clipped nor weighted by the behaviour
-  policy, without LUFFY's policy shaping. Guide-GRPO's correction (arXiv 2506.13923), π_θ(y|x) over the
-  hinted π_old(y|x, h), is not applied: it would shrink the update on exactly the tokens the unhinted
-  policy finds unlikely, which are the ones the hint is there to teach. `hint_policy_shaping=γ` applies LUFFY's
-  policy shaping to those off-policy tokens instead: their advantage is weighted by γ·π/(π+γ)² (π: the unhinted
-  policy's probability of the token before the update), which bounds each token's step and still trains the
-  unlikely ones. The share of off-policy tokens is logged (`hint/offpolicy_token_frac`), with their mean
-  probability and weight under shaping.
+- `"original"`: the completion of the unhinted prompt: the forced tokens are trained (`tool_mask` 1) and in
+  prompt mode the loss's prompt is the original one. The row was not sampled from the policy on that prompt, so
+  it is off-policy. Its importance ratio is TRL's π_θ(y|x) / π_old(y|x) on the unhinted context (π_old: the
+  policy before the update). When generation and optimisation are aligned (`num_iterations=1`,
+  `steps_per_generation` ≤ `gradient_accumulation_steps`) π_old is `per_token_logps.detach()`: the ratio is 1
+  and clipping inactive, so the row gets a plain advantage-weighted ∇log π_θ(y|x) update, like LUFFY's
+  off-policy term. Otherwise TRL computes π_old on the unhinted context before the first update, and from the
+  second update on the row is clipped like any other. The hinted behaviour policy is never divided out: the
+  sampling log-probabilities of tokens sampled under another context (every token in prompt mode, the forced
+  ones in prefix mode) are dropped (NaN), which TRL's vLLM importance-sampling correction and off-policy mask
+  read as ratio 1. Guide-GRPO's correction (arXiv 2506.13923), π_θ(y|x) over the hinted π_old(y|x, h), is not
+  applied: it would shrink the update on exactly the tokens the unhinted policy finds unlikely, which are the
+  ones the hint is there to teach. `hint_policy_shaping=γ` applies LUFFY's policy shaping to those off-policy
+  tokens instead: their advantage is weighted by γ·π/(π+γ)² (π: the unhinted policy's probability of the token
+  before the update), which bounds each token's step and still trains the unlikely ones. The share of off-policy
+  tokens is logged (`hint/offpolicy_token_frac`), with their mean probability and weight under shaping.
 
 DAPO-style dynamic sampling (`dynamic_sampling=True`) runs on the same hook: groups whose rewards are
 all equal are replaced by groups of fresh prompts from the training set, up to `max_refill_rounds` times.
@@ -67,15 +67,14 @@ from hintgrpo.hints import (
     hint_reveals_label,
     hinted_rows,
     policy_shaping_weights,
-    rank_agnostic_generator,
     sample_hinted_groups,
 )
 from hintgrpo.reasoning import parse_completion
 from hintgrpo.rewards import completion_text
 from hintgrpo.tasks import get_task
-from hintgrpo.trainers.hard_pool import HardPoolSampler, hard_pool_ids, hard_rows
 from hintgrpo.trainers.hint_grpo_config import HintGRPOConfig
 from hintgrpo.trainers.reward_ledger import RewardLedger
+from hintgrpo.trainers.sampling import HardPoolSampler, ShuffledRows, hard_pool_ids, hard_rows
 
 
 @dataclass
@@ -176,6 +175,8 @@ class HintGRPOTrainer(GRPOTrainer):
         self._pending_hint: dict | None = None
         self._ledger: RewardLedger | None = None  # the rewards of a batch that may be resampled, each row scored once
         self._offpolicy_tokens: dict[int, int] = {}  # local row -> its leading tokens sampled under the hint
+        self._dead_rows: list[int] = []  # local rows of groups still without reward variance after the refills
+        self._refills: ShuffledRows | None = None
         self._batch_rows = 0  # completions of one generation batch over all processes, hints aside
         self.add_callback(GeneratedCompletions())
 
@@ -198,6 +199,8 @@ class HintGRPOTrainer(GRPOTrainer):
         if args.hint_mode != "none" and columns:
             if "polarity" not in columns:
                 raise ValueError(f"hint_mode={args.hint_mode!r} needs a 'polarity' column (the gold coarse result)")
+            if "task" not in columns:
+                raise ValueError(f"hint_mode={args.hint_mode!r} needs a 'task' column (to parse each polarity)")
             if not args.allow_label_hints and "task" in columns:
                 revealing = sorted(t for t in set(self.train_dataset["task"]) if hint_reveals_label(get_task(t)))
                 if revealing:
@@ -302,7 +305,7 @@ class HintGRPOTrainer(GRPOTrainer):
         return self.state.global_step / self.state.max_steps if self.state.max_steps > 0 else 0.0
 
     def _generate_and_score_completions(self, inputs):
-        self._batch_inputs, self._offpolicy_tokens = inputs, {}
+        self._batch_inputs, self._offpolicy_tokens, self._dead_rows = inputs, {}, []
         try:
             output = super()._generate_and_score_completions(inputs)
         finally:
@@ -318,7 +321,29 @@ class HintGRPOTrainer(GRPOTrainer):
             logged.extend(scaled[len(scaled) - count :])
         if self.model.training and self.args.hint_mode != "none" and self.args.hint_loss_context == "original":
             self._train_offpolicy_tokens(output)
+        if self.model.training and self.args.dynamic_sampling:
+            self._drop_dead_groups(output)
         return output
+
+    def _drop_dead_groups(self, output: dict) -> None:
+        """Leave the groups that still have no reward variance out of the loss and of its token count (DAPO).
+
+        Their advantages are 0, so they add nothing to the loss, but their tokens would still count in the `dapo`
+        and `bnpo` normalisers and shrink every other row's update. They stay in the batch as context.
+        """
+        completion_mask = output["completion_mask"]
+        tool_mask = output.get("tool_mask")
+        tool_mask = torch.ones_like(completion_mask) if tool_mask is None else tool_mask.clone()
+        tool_mask[self._dead_rows] = 0
+        output["tool_mask"] = tool_mask
+        output["num_items_in_batch"] = self.accelerator.gather((completion_mask * tool_mask).sum()).sum()
+        metrics = self._metrics["train"]
+        metrics["dapo/dropped_row_frac"].append(
+            self.accelerator.gather(torch.tensor([float(len(self._dead_rows))], device=completion_mask.device))
+            .sum()
+            .item()
+            / (completion_mask.size(0) * self.accelerator.num_processes)
+        )
 
     def _train_offpolicy_tokens(self, output: dict) -> None:
         """Log the share of trained tokens that are off-policy (sampled under the hint, trained without it) and, under
@@ -528,19 +553,26 @@ class HintGRPOTrainer(GRPOTrainer):
             if affordable == 0:
                 break
             dead = first_groups(dead, affordable)
-            # Every process that holds part of a group must pick the same fresh prompt for it.
-            generator = rank_agnostic_generator(self.args.seed, self._generation_batch, draw=1 + round_index)
-            replacements = torch.randint(len(self.train_dataset), (dead.numel(),), generator=generator)
+            # Every process that holds part of a group must pick the same fresh prompt for it: all draw, in group
+            # order, from the same stream of training rows (without replacement until every row has been drawn).
+            replacements = {group: self._refill_rows().next() for group in dead.nonzero().flatten().tolist()}
             rows = self._local_rows(dead.repeat_interleave(group_size), len(prompts))
             offset = self.accelerator.process_index * len(prompts)
             for row in rows:
-                inputs[row] = dict(self.train_dataset[int(replacements[(offset + row) // group_size])])
+                inputs[row] = dict(self.train_dataset[replacements[(offset + row) // group_size]])
                 prompts[row] = inputs[row]["prompt"]
             self._regenerate(rows, prompts, inputs, generation, "none")
             refilled += int(dead.sum())
+        self._dead_rows = self._local_rows(dead.repeat_interleave(group_size), len(prompts))
         metrics = self._metrics["train"]
         metrics["dapo/refilled_groups"].append(float(refilled))
         metrics["dapo/zero_std_group_frac_after"].append(dead.float().mean().item())
+
+    def _refill_rows(self) -> ShuffledRows:
+        if self._refills is None:
+            generator = torch.Generator().manual_seed(self.args.seed)  # the same stream on every rank
+            self._refills = ShuffledRows(list(range(len(self.train_dataset))), generator)
+        return self._refills
 
     def _regenerate(self, rows: list[int], prompts: list, inputs: list[dict], generation: Generation, mode: str):
         """Sample `rows` again (hinted per `mode`) and write them into `generation`.

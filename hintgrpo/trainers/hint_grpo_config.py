@@ -218,6 +218,14 @@ class HintGRPOConfig(GRPOConfig):
                     "hint_policy_shaping shapes the off-policy tokens of hinted rows trained in the unhinted context: "
                     "it needs hint_loss_context='original' and a hint_mode"
                 )
+        if self.hint_mode == "prompt" and self.hint_group == "mix" and self.hint_loss_context == "hinted":
+            # The failed rows would be trained after the plain prompt and the hinted ones after the hinted prompt,
+            # with one group baseline over both: the hinted rows' advantage would reward the hint, not the answer.
+            raise ValueError(
+                "hint_mode='prompt' with hint_group='mix' and hint_loss_context='hinted' trains one group on two "
+                "prompts under one baseline: use hint_loss_context='original' (every row after the unhinted prompt) "
+                "or hint_group='replace'"
+            )
         if self.completion_budget is not None and self.completion_budget < 1:
             raise ValueError(f"completion_budget={self.completion_budget} must be positive")
         if self.max_refill_rounds < 1:

@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from hintgrpo.data.errors import DataError
-from hintgrpo.trainers.hard_pool import HardPoolSampler, hard_pool_ids, hard_rows
+from hintgrpo.trainers.sampling import HardPoolSampler, hard_pool_ids, hard_rows
 
 ROWS, POOL = 100, list(range(10))
 

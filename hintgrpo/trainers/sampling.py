@@ -1,10 +1,11 @@
-"""A hard pool for GRPO: training rows the student gets wrong, drawn as a set share of the prompts.
+"""How GRPO draws its training prompts beyond TRL's sampler: a hard pool, and fresh prompts for DAPO refills.
 
 `hard_pool_ids` reads the pool from a `hintgrpo evaluate` predictions file on the training split (the rows whose
 stated polarity is not the gold one). `HardPoolSampler` is TRL's `RepeatSampler` with another order of prompts:
 each prompt is drawn from the pool with probability `hard_share` and from the other rows otherwise, each side
 walked without replacement in a fresh shuffle every time it runs out. A hard row is then drawn with frequency
-`hard_share / len(pool)` and any other row with `(1 - hard_share) / (rows - len(pool))`.
+`hard_share / len(pool)` and any other row with `(1 - hard_share) / (rows - len(pool))`. `ShuffledRows` is
+the walk both sides use, and the stream DAPO refills draw their fresh prompts from.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def hard_rows(ids: list[str], pool: set[str], source: str) -> list[int]:
     return rows
 
 
-class _Shuffled:
-    """Endless draws from `rows` without replacement, reshuffled each time they run out."""
+class ShuffledRows:
+    """Endless draws from `rows` without replacement, reshuffled each time they run out (the same on every rank
+    that seeds its generator alike and draws in the same order)."""
 
     def __init__(self, rows: list[int], generator: torch.Generator):
         self.rows, self.generator, self.order = rows, generator, []
@@ -63,8 +65,8 @@ class HardPoolSampler(RepeatSampler):
         self.hard_share = hard_share
         self.generator = torch.Generator().manual_seed(seed)  # the same on every rank: groups stay aligned
         pooled = set(hard_rows)
-        self.hard = _Shuffled(sorted(pooled), self.generator)
-        self.others = _Shuffled([i for i in range(self.num_samples) if i not in pooled], self.generator)
+        self.hard = ShuffledRows(sorted(pooled), self.generator)
+        self.others = ShuffledRows([i for i in range(self.num_samples) if i not in pooled], self.generator)
 
     def __iter__(self):
         from_pool = (torch.rand(self.num_samples, generator=self.generator) < self.hard_share).tolist()
