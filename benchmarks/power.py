@@ -6,9 +6,11 @@
 From paired predictions on the same rows: the per-row standard deviation of the paired MAE difference, the
 bootstrap standard error of the paired Corr difference, and (with two runs or more) the seed-to-seed standard
 deviation of each difference. The standard error of a difference over N rows and S seeds is taken as
-sqrt(σ_rows² · n₀ / N / S + σ_seeds² / S), with σ_rows the row part measured on n₀ rows; a two-sided test at
+sqrt(σ_rows² · n₀ / N + σ_seeds² / S), σ_rows the row part measured on n₀ rows. The row part is not divided by S:
+the reference's errors are shared by every seed, and the seeds' errors on a row are correlated, so more seeds
+shrink only the seed part (conservative: the truth lies between this and dividing both by S). A two-sided test at
 α = 0.05 with 80% power sees an effect δ when δ ≥ 2.80 · SE. The script prints the smallest detectable effect at
-the rows and seeds given, and the rows (one seed, no seed variance) or seeds needed for the target effects.
+the rows and seeds given, and the rows needed for the target effects (one seed, no seed variance).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def main(args: PowerArguments) -> str:
     for metric, effect in (("Corr", args.corr_effect), ("MAE", args.mae_effect)):
         se, sd = row_se[metric], seed_sd[metric]
         needed = math.ceil(rows * (Z * se / effect) ** 2)
-        detectable = [Z * math.sqrt(se**2 / s + (sd or 0.0) ** 2 / s) for s in args.seeds]
+        detectable = [Z * math.sqrt(se**2 + (sd or 0.0) ** 2 / s) for s in args.seeds]
         seed_part = "–" if sd is None else f"{sd:.4f}"
         lines.append(
             f"| {metric} | {', '.join(f'{v:+.4f}' for v in observed[metric])} | {se:.4f} | {seed_part} | "

@@ -160,11 +160,10 @@ def make_trainer(
 ):
     # bf16 off for both trainer kinds: TRL's GRPOConfig reads an unset bf16 as on, HintGRPOConfig as on where native.
     defaults = dict(max_completion_length=16, max_steps=2, learning_rate=1e-2, report_to=[], logging_steps=1)
-    defaults |= dict(bf16=False, save_strategy="no")
+    defaults |= dict(bf16=False, save_strategy="no", per_device_train_batch_size=2 * GROUP)
     config = config_cls(
         output_dir=str(tmp_path),
         use_cpu=True,
-        per_device_train_batch_size=2 * GROUP,
         num_generations=GROUP,
         seed=0,
         **(defaults | options),
@@ -287,11 +286,13 @@ def test_sample_weights_scale_advantages(tiny_model_dir, tmp_path):
     assert list(trainer._logs["advantages"])[-len(weighted) :] == pytest.approx(weighted.tolist())
 
 
-def test_training_with_hints_changes_the_weights(tiny_model_dir, tmp_path):
-    trainer = make_trainer(tiny_model_dir, tmp_path, hint_mode="prefix")
-    before = [p.detach().clone() for p in trainer.model.parameters()]
-    trainer.train()
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+def test_training_with_hints_trains_on_the_hinted_rows(tiny_model_dir, tmp_path):
+    # Same seed, same first generation: only the hinted regeneration can make the two runs' weights differ.
+    _, plain = losses_and_weights(make_trainer(tiny_model_dir, tmp_path / "plain", hint_mode="none"))
+    hinted_trainer = make_trainer(tiny_model_dir, tmp_path / "hinted", hint_mode="prefix")
+    _, hinted = losses_and_weights(hinted_trainer)
+    assert hinted_trainer.state.log_history[0]["hint/hinted_group_frac"] == 1.0
+    assert any(not torch.equal(a, b) for a, b in zip(plain, hinted, strict=True))
 
 
 @pytest.mark.parametrize(("mode", "totals"), [("none", [8, 16]), ("prefix", [12, 20])])
@@ -587,8 +588,8 @@ def test_hinted_rows_and_their_advantages(tiny_model_dir, tmp_path, group, repla
         else:  # the first generation, kept
             assert trained[row] == first[row]
 
-    # TRL's advantages over the groups as they stand, by hand: (r - group mean) / (group std + 1e-4).
-    completions = [completion_text(c) for c in list(trainer._logs["completion"])[-2 * GROUP :]]
+    # TRL's advantages over the groups as they stand, by hand from the trained token ids: (r - mean) / (std + 1e-4).
+    completions = [trainer._tokenizer.decode(ids, skip_special_tokens=True) for ids in trained]
     polarity = [float(c.startswith(hint_prefix("negative"))) for c in completions]
     easy = [0.0] * GROUP + [1.0] * GROUP
     total = torch.tensor([e + p + 0.01 * len(c) / 10 for e, p, c in zip(easy, polarity, completions, strict=True)])
@@ -683,6 +684,31 @@ def test_policy_shaping_weights_the_gradient_of_the_forced_tokens(tiny_model_dir
     plain_grad = loss_grad(trainer, batch | {"advantages": row_advantages}, spread_advantages=False)
     assert torch.allclose(shaped_grad[forced], plain_grad[forced] * expected_weight[forced], rtol=1e-4, atol=1e-10)
     assert torch.allclose(shaped_grad[~forced], plain_grad[~forced], rtol=1e-4, atol=1e-10)
+
+
+@pytest.mark.parametrize("context", ["hinted", "original"])
+def test_old_logprobs_of_hinted_rows_are_taken_on_the_prompt_they_are_trained_on(tiny_model_dir, tmp_path, context):
+    # Two updates per generation and two steps per generation batch: TRL computes π_old before the first update.
+    # The loss's ratio π_θ / π_old must start at 1 on every trained token, hinted rows included, which holds only
+    # if π_old was computed on the prompt the row is trained after (hinted or original).
+    trainer = make_trainer(
+        tiny_model_dir, tmp_path, hint_mode="prompt", hint_loss_context=context, num_iterations=2,
+        steps_per_generation=2, per_device_train_batch_size=GROUP, dataset=samples(n=2),
+    )  # fmt: skip
+    calls = record_generations(trainer)
+    batch = trainer._generate_and_score_completions(batch_inputs(trainer, samples(n=2)))
+    assert len(calls) == 2 and batch["old_per_token_logps"] is not None  # every group hinted, π_old computed
+    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    with torch.no_grad():
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, input_ids, attention_mask, batch["completion_ids"].size(1)
+        )
+    trained = batch["completion_mask"].bool()
+    ratio = (logps - batch["old_per_token_logps"]).exp()[trained]
+    assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-4)
+    hinted_prompt = trainer._tokenizer.decode(rows_of(batch["prompt_ids"], batch["prompt_mask"])[0])
+    assert ("Hint:" in hinted_prompt) == (context == "hinted")
 
 
 def test_policy_shaping_needs_the_original_context(tmp_path):

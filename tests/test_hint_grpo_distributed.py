@@ -26,7 +26,9 @@ def test_two_processes_with_hard_groups_on_one_rank_and_a_mixed_group_across_ran
         command, capture_output=True, text=True, timeout=900, env=os.environ | {"OMP_NUM_THREADS": "1"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    printed = dict(line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith(("HINT_", "MIX_")))
+    printed = dict(
+        line.split(" ", 1) for line in result.stdout.splitlines() if line.startswith(("HINT_", "MIX_", "DAPO_"))
+    )
 
     logs = json.loads(printed["HINT_LOGS"])
     assert len(logs) == 2
@@ -44,3 +46,10 @@ def test_two_processes_with_hard_groups_on_one_rank_and_a_mixed_group_across_ran
     # The group's polarity rewards are [0, 0, 0, 1] over both ranks: mean 0.25, std 0.5 (unbiased).
     advantages = json.loads(printed["MIX_ADVANTAGES"])
     assert advantages == pytest.approx([-0.25 / 0.5001] * 3 + [0.75 / 0.5001], abs=1e-4)
+
+    # DAPO: every group was refilled; the group split across the ranks holds one fresh prompt on both.
+    prompts = json.loads(printed["DAPO_PROMPTS"])
+    assert len(prompts) == 12
+    groups = [prompts[g * 4 : (g + 1) * 4] for g in range(3)]
+    assert all(len(set(group)) == 1 for group in groups), groups
+    assert len({group[0] for group in groups}) == 3  # three different fresh prompts (drawn without replacement)

@@ -2,7 +2,9 @@
 
 First run: each rank holds one group of 4 completions; only the second prompt's group is hard, so only
 rank 1 regenerates while rank 0 must still join every collective call. Second run (`hint_group="mix"`):
-one group of 4 spans both ranks (2 rows each) and only its last row, on rank 1, is hinted.
+one group of 4 spans both ranks (2 rows each) and only its last row, on rank 1, is hinted. Third run (DAPO):
+three groups of 4 over 2 ranks of 6 rows, the middle one split across them; every group stays zero-variance, so
+each is refilled, and both halves of the split group must get the same fresh prompt.
 """
 
 import json
@@ -20,10 +22,14 @@ def easy_first_prompt(completions, text, **kwargs):
     return [1.0 if t == "sample 0" else 0.0 for t in text]
 
 
-def train(model_dir: str, output_dir: str, reward_funcs: list, **options) -> HintGRPOTrainer:
+def constant(completions, **kwargs):
+    return [1.0] * len(completions)
+
+
+def train(model_dir: str, output_dir: str, reward_funcs: list, rows: int = 2, **options) -> HintGRPOTrainer:
     rows = [
         {"id": str(i), "text": f"sample {i}", "label": 1.0, "task": "emobank", "context": "", "polarity": "positive"}
-        for i in range(2)
+        for i in range(rows)
     ]
     config = HintGRPOConfig(
         output_dir=output_dir,
@@ -71,7 +77,19 @@ def main(model_dir: str, output_dir: str) -> None:
         hint_group="mix",
         hint_rows=1,
     )
+    refilled = train(
+        model_dir,
+        f"{output_dir}/dapo",
+        [constant],
+        rows=12,
+        per_device_train_batch_size=6,
+        max_steps=1,
+        hint_mode="none",
+        dynamic_sampling=True,
+        max_refill_rounds=2,
+    )
     if mixed.accelerator.is_main_process:
+        print("DAPO_PROMPTS " + json.dumps([prompt[-1]["content"] for prompt in refilled._logs["prompt"]]))
         print("HINT_LOGS " + json.dumps(hint_logs(one_hard_rank)))
         print("MIX_LOGS " + json.dumps(hint_logs(mixed)))
         print("MIX_ADVANTAGES " + json.dumps(list(mixed._logs["advantages"])))
