@@ -36,13 +36,12 @@ def train(model_dir: str, output_dir: str, reward_funcs: list, rows: int = 2, **
         use_cpu=True,
         num_generations=4,
         max_completion_length=16,
-        max_steps=2,
         report_to=[],
         logging_steps=1,
         save_strategy="no",
         seed=0,
         shuffle_dataset=False,
-        **options,
+        **({"max_steps": 2} | options),
     )
     set_seed(0)
     trainer = HintGRPOTrainer(
