@@ -194,3 +194,30 @@ def test_power_benchmark_sizes_rows_and_seeds_from_paired_predictions(tmp_path):
     assert all(-0.06 < v < -0.03 for v in observed)  # half the rows 0.1 closer (less where the error was smaller)
     rows_needed = int(mae_row.split("|")[6].replace(",", ""))
     assert rows_needed > 0
+
+
+def test_rl_results_pairs_every_arm_with_the_sft_student_on_all_and_on_its_wrong_rows(tmp_path):
+    def write(name, answers):
+        rows = [
+            {"id": str(i), "label": label, "answer": answer, "well_formed": True,
+             "gold_polarity": "positive" if label > 0 else "negative",
+             "polarity": "positive" if answer > 0 else "negative"}
+            for i, (label, answer) in enumerate(zip(LABELS, answers, strict=True))
+        ]  # fmt: skip
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return str(path)
+
+    sft = [label + (0.8 if i % 4 == 0 else 0.1) * (-1 if label > 0 else 1) * 2 for i, label in enumerate(LABELS)]
+    better = [label + 0.5 * (answer - label) for label, answer in zip(LABELS, sft, strict=True)]
+    command = [sys.executable, str(ROOT / "benchmarks" / "rl_results.py"), "--sft", write("sft", sft),
+               "--arms", f"grpo={write('seed1', better)},{write('seed2', better)}", "--resamples", "50"]  # fmt: skip
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    wrong = sum((answer > 0) != (label > 0) for answer, label in zip(sft, LABELS, strict=True))
+    assert "**All rows** (40 rows)" in output and f"wrong** ({wrong} rows)" in output
+    mae = next(line for line in output.splitlines() if line.startswith("| grpo − sft |")).split("|")[3]
+    assert mae.strip().startswith("-")  # halving every error lowers MAE, paired
+    assert "| grpo | 2 |" in output
+
+
+LABELS = [(-1) ** i * (0.3 + 0.05 * i) for i in range(40)]
