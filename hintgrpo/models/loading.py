@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +53,27 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HINTGRPO_CACHE", Path.home() / ".cache" / "hintgrpo")).expanduser()
 
 
+# Written into every folder `prepare_shipped_model` makes: the only folders it will ever replace.
+PREPARED_MARKER = ".hintgrpo-prepared"
+
+
 def prepare_shipped_model(name: str, output_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
-    """Dequantise a shipped GGUF into a float32 transformers folder (cached; ~35 s the first time)."""
+    """Dequantise a shipped GGUF into a float32 transformers folder (cached; ~35 s the first time).
+
+    The folder must be new, empty, or one this function made (it holds `PREPARED_MARKER`); `force` rebuilds only
+    such a folder. Anything else is refused before any work, so a user's folder is never deleted.
+    """
     if name not in SHIPPED_MODELS:
         raise KeyError(f"unknown shipped model {name!r}; known: {', '.join(SHIPPED_MODELS)}")
     target = Path(output_dir) if output_dir else cache_dir() / "models" / name
+    made_here = (target / PREPARED_MARKER).is_file()
     if (target / "config.json").is_file() and not force:
-        return target
+        return target  # a prepared model (or a user's own checkpoint): used as it is, never rewritten
+    if target.exists() and not made_here and (not target.is_dir() or any(target.iterdir())):
+        raise FileExistsError(
+            f"{target} exists and was not made by `hintgrpo models prepare`: give a new or empty --output_dir "
+            "(nothing was changed)"
+        )
     shipped = SHIPPED_MODELS[name]
     folder = shipped.gguf_folder()
     logger.info("materialising %s from %s into %s", name, shipped.filename, target)
@@ -72,12 +87,16 @@ def prepare_shipped_model(name: str, output_dir: str | os.PathLike | None = None
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(gguf_model.state_dict())
     model.generation_config = gguf_model.generation_config
-    # Written beside the target and renamed, so an interrupted run never leaves a half folder.
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    # Written into a fresh folder beside the target and renamed, so an interrupted run never leaves a half folder.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    shutil.rmtree(target, ignore_errors=True)
+    (partial / PREPARED_MARKER).write_text(f"{name}\n")
+    if made_here:
+        shutil.rmtree(target)
+    elif target.exists():
+        target.rmdir()  # empty, checked above
     partial.replace(target)
     return target
 
