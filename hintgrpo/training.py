@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -12,7 +13,7 @@ import datasets
 import transformers
 from datasets import Dataset
 from transformers import TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import ModelConfig
 
 from hintgrpo.configs import GRPOScriptArguments, SFTScriptArguments
@@ -121,14 +122,46 @@ def model_init_kwargs(model_args: ModelConfig, training_args: TrainingArguments)
 
 
 def checkpoint_to_resume(training_args: TrainingArguments) -> str | None:
-    """`--resume_from_checkpoint` if given, else the last checkpoint in output_dir, so a relaunched job continues."""
+    """`--resume_from_checkpoint` if given, else the newest complete checkpoint in output_dir, so a relaunched job
+    continues; a checkpoint that a kill cut short is skipped with a warning saying why."""
     if training_args.resume_from_checkpoint is not None:
         return training_args.resume_from_checkpoint
-    if os.path.isdir(training_args.output_dir):
-        checkpoint = get_last_checkpoint(training_args.output_dir)
-        if checkpoint is not None:
+    if not os.path.isdir(training_args.output_dir):
+        return None
+    found = []
+    for entry in Path(training_args.output_dir).iterdir():
+        step = entry.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if entry.is_dir() and step != entry.name and step.isdigit():
+            found.append((int(step), entry))
+    for _, checkpoint in sorted(found, reverse=True):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
             logger.info("resuming from %s", checkpoint)
-        return checkpoint
+            return str(checkpoint)
+        logger.warning("skipping %s: %s (a save cut short?)", checkpoint, problem)
+    return None
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """Why `checkpoint` cannot be resumed from, or None. transformers writes trainer_state.json last, so a checkpoint
+    is complete when that file parses and every weight file it holds is whole (safetensors headers checked)."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+    except (OSError, ValueError, KeyError):
+        return "no readable trainer_state.json"
+    weights = sorted(checkpoint.glob("*.safetensors"))
+    if not weights and not any(checkpoint.glob("pytorch_model*.bin")) and not any(checkpoint.glob("global_step*")):
+        return "no model weights"
+    for path in weights:
+        with open(path, "rb") as file:
+            header_size = int.from_bytes(file.read(8), "little")
+            try:
+                header = json.loads(file.read(header_size))
+            except ValueError:
+                return f"{path.name} has a damaged header"
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        if path.stat().st_size < 8 + header_size + max(ends, default=0):
+            return f"{path.name} is truncated"
     return None
 
 

@@ -1,13 +1,18 @@
-"""train_and_save: the model card links no local path as a Hub dataset; --push_to_hub uploads the finished folder."""
+"""train_and_save: resumes the newest complete checkpoint; the model card links no local path as a Hub dataset;
+--push_to_hub uploads the finished folder."""
 
+import json
+import logging
 from types import SimpleNamespace
 
+import torch
 import transformers.trainer
 from datasets import Dataset
+from safetensors.torch import save_file
 from trl import SFTConfig
 
 from hintgrpo.trainers import WeightedSFTTrainer
-from hintgrpo.training import train_and_save
+from hintgrpo.training import checkpoint_to_resume, train_and_save
 
 
 def trained_and_saved(model_dir, output_dir, **config) -> WeightedSFTTrainer:
@@ -52,3 +57,30 @@ def test_push_uploads_the_model_and_its_finished_card(tiny_model_dir, tmp_path, 
     assert "model.safetensors" in uploaded and "config.json" in uploaded
     assert uploaded["README.md"] == (tmp_path / "sft" / "README.md").read_bytes()
     assert b"hintgrpo_prompt_style" in uploaded["config.json"]
+
+
+def write_checkpoint(folder, step, state=True):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    save_file({"weight": torch.ones(64, 64)}, folder / "model.safetensors")
+    if state:
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return folder
+
+
+def test_resume_skips_the_checkpoints_a_kill_cut_short(tmp_path, caplog):
+    complete = write_checkpoint(tmp_path / "checkpoint-1", 1)
+    # What a kill mid-save left: config.json and a temp file, no trainer state (the probe's case).
+    (tmp_path / "checkpoint-3").mkdir()
+    (tmp_path / "checkpoint-3" / "config.json").write_text("{}")
+    (tmp_path / "checkpoint-3" / ".tmpk2f9").write_bytes(b"\0" * 1024)
+    # A trainer state beside weights cut off mid-file.
+    truncated = write_checkpoint(tmp_path / "checkpoint-2", 2)
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+    args = SimpleNamespace(resume_from_checkpoint=None, output_dir=str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="hintgrpo.training"):
+        assert checkpoint_to_resume(args) == str(complete)
+    assert "skipping" in caplog.text and "checkpoint-3: no readable trainer_state.json" in caplog.text
+    assert "checkpoint-2: model.safetensors is truncated" in caplog.text
+    assert checkpoint_to_resume(SimpleNamespace(resume_from_checkpoint=None, output_dir=str(tmp_path / "no"))) is None
