@@ -26,7 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from hintgrpo.configs import BaselinesArguments
-from hintgrpo.data import load_task_dataset
+from hintgrpo.data import first_rows, load_task_dataset
 from hintgrpo.evaluate import json_safe, markdown_rows, score_records
 from hintgrpo.jsonl import write_jsonl
 from hintgrpo.tasks import TaskSpec, get_task
@@ -237,8 +237,7 @@ def evaluate_baselines(args: BaselinesArguments) -> dict[str, dict[str, float]]:
     task = get_task(args.task)
     train = load_task_dataset(args.task, args.data_dir, args.train_split, skip_bad_rows=args.skip_bad_rows)
     dataset = load_task_dataset(args.task, args.data_dir, args.split, skip_bad_rows=args.skip_bad_rows)
-    if args.limit is not None:
-        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    dataset = first_rows(dataset, args.limit)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     options = {

@@ -29,6 +29,7 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import version
 
+import yaml
 from trl import TrlParser
 
 
@@ -57,7 +58,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     """What a user's options, data or set-up can raise; anything else is our bug and keeps its traceback."""
     from hintgrpo.teachers import TeacherSetupError  # imported once something failed: it pulls in torch
 
-    return ValueError, OSError, pickle.UnpicklingError, TeacherSetupError
+    return ValueError, OSError, pickle.UnpicklingError, yaml.YAMLError, TeacherSetupError
 
 
 def report_user_errors(run: Callable[[], object]) -> None:
@@ -97,10 +98,12 @@ def run_synthesize(argv: list[str]) -> None:
     (args,) = Parser((SynthesizeArguments,), prog="hintgrpo synthesize").parse_args_and_config(argv)
     counts = synthesize(args)
     print(json.dumps(counts, indent=2))
-    if counts["failed"] and not counts["accepted"]:
+    if counts["failed"]:
+        accepted = "no sample was accepted" if not counts["accepted"] else f"{counts['accepted']} samples were accepted"
         sys.exit(
-            f"error: no sample was accepted, and {counts['failed']} failed: their requests kept failing through "
-            f"every retry (errors by kind: {counts['errors']}; the warnings above give each one). Rerun to retry them."
+            f"error: {accepted}, and {counts['failed']} failed: their requests kept failing through every retry "
+            f"(errors by kind: {counts['errors']}; the warnings above give each one). The records written are in "
+            f"{args.output_file}; rerun to retry the failed ones."
         )
     print(f"records in {args.output_file}")
 

@@ -14,7 +14,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from hintgrpo.configs import EvaluateArguments
-from hintgrpo.data import load_task_dataset
+from hintgrpo.data import first_rows, load_task_dataset
 from hintgrpo.data.errors import require_unique_ids
 from hintgrpo.data.prompts import build_messages
 from hintgrpo.jsonl import read_records, write_jsonl
@@ -134,8 +134,7 @@ def evaluate(args: EvaluateArguments, dataset: Dataset | None = None) -> dict[st
     task = get_task(args.task)
     if dataset is None:
         dataset = load_task_dataset(args.task, args.data_dir, args.split, skip_bad_rows=args.skip_bad_rows)
-    if args.limit is not None:
-        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    dataset = first_rows(dataset, args.limit)
     # Resolved before the run check, so predictions made with one prompt are never extended with another's.
     args.prompt_style = args.prompt_style or trained_prompt_style(args.model) or "full"
     require_unique_ids(f"{args.task} {args.split} rows", dataset["id"])

@@ -17,7 +17,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import ModelConfig
 
 from hintgrpo.configs import GRPOScriptArguments, SFTScriptArguments
-from hintgrpo.data import load_task_dataset
+from hintgrpo.data import first_rows, load_task_dataset
 from hintgrpo.data.prompts import add_prompt
 from hintgrpo.models import resolve_model, trained_prompt_style
 from hintgrpo.models.loading import PROMPT_STYLE_KEY
@@ -84,8 +84,7 @@ def with_polarity_balance(dataset: Dataset) -> Dataset:
 def prompt_dataset(script_args: GRPOScriptArguments) -> Dataset:
     """The task's samples with TRL's conversational `prompt` column (and their media, by modality_route), for GRPO."""
     dataset = load_task_dataset(script_args.task, script_args.data_dir, script_args.split, script_args.skip_bad_rows)
-    if script_args.limit is not None:
-        dataset = dataset.select(range(min(script_args.limit, len(dataset))))
+    dataset = first_rows(dataset, script_args.limit)
     prompts = dataset.map(add_prompt, fn_kwargs={"prompt_style": script_args.prompt_style}, desc="prompts")
     return with_media(prompts, script_args, script_args.split)
 

@@ -22,6 +22,10 @@ COMMAND_ERRORS = {
     "unknown option": (["evaluate", "--no_such_option", "1"], "['--no_such_option', '1']"),
     "missing argument": (["models", "tiny"], "the following arguments are required: output_dir"),
     "unknown command": (["train"], "unknown command 'train'"),
+    "limit below 1": (
+        ["baselines", "--data_dir", "{data}", "--output_dir", "{tmp}", "--limit", "0"],
+        "--limit must be at least 1, got 0",
+    ),
 }
 
 # (command line after the interpreter, a part of the message): the real process, its stderr and its exit code.
@@ -67,6 +71,15 @@ def test_script_error_is_one_line_without_traceback(case, tmp_path):
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message.format(tmp=tmp_path) in errors[0], result.stderr[-3000:]
+
+
+def test_a_malformed_yaml_config_is_one_line(tmp_path):
+    config = tmp_path / "eval.yaml"
+    config.write_text("task: emobank\nlimit: [1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--config", str(config)])
+    error = exit_info.value.code
+    assert isinstance(error, str) and error.startswith("error: ") and "\n" not in error
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):

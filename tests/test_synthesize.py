@@ -310,6 +310,19 @@ def test_a_run_in_which_every_sample_failed_exits_non_zero_and_says_why(real_dat
     assert '"failed": 3' in capsys.readouterr().out
 
 
+def test_a_run_in_which_some_samples_failed_exits_non_zero_and_says_how_many(real_data_dir, tmp_path):
+    samples = rows(real_data_dir, "emobank", "train", 3)
+    with ChatServer(lexicon_reply(samples), fault=failing(samples, samples[0]["id"], "http_503")) as server:
+        command = ["synthesize", "--data_dir", str(real_data_dir), "--backend", "openai", "--limit", "3"]
+        command += ["--base_url", server.base_url, "--teacher_model", "teacher", "--max_request_retries", "1"]
+        command += ["--output_file", str(tmp_path / "cot.jsonl"), "--backoff_base", "0.01"]
+        with pytest.raises(SystemExit) as exit_info:
+            main(command)
+    message = str(exit_info.value.code)
+    assert message.startswith("error: 2 samples were accepted, and 1 failed") and "rerun to retry" in message
+    assert len(read_records(tmp_path / "cot.jsonl")) == 2  # the accepted records are kept
+
+
 def test_a_repeated_id_gets_one_record(real_data_dir, tmp_path):
     data = tmp_path / "data" / "emobank"
     data.mkdir(parents=True)

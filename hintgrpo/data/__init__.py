@@ -2,7 +2,7 @@
 
 from hintgrpo.data.errors import DataError
 from hintgrpo.data.generic import load_generic, register_generic_dataset
-from hintgrpo.data.loaders import load_task_dataset, resolve_data_dir
+from hintgrpo.data.loaders import first_rows, load_task_dataset, resolve_data_dir
 from hintgrpo.data.mmsa import MMSA_FEATURE_DIMS, attach_features, load_mmsa_features
 from hintgrpo.data.sst import parse_sst_tree
 
@@ -12,6 +12,7 @@ __all__ = [
     "attach_features",
     "load_generic",
     "load_mmsa_features",
+    "first_rows",
     "load_task_dataset",
     "parse_sst_tree",
     "register_generic_dataset",

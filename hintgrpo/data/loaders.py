@@ -95,6 +95,15 @@ def load_task_dataset(
     return Dataset.from_list(rows)
 
 
+def first_rows(dataset: Dataset, limit: int | None) -> Dataset:
+    """The first `limit` rows of `dataset` (all of them when `limit` is None)."""
+    if limit is None:
+        return dataset
+    if limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}")
+    return dataset.select(range(min(limit, len(dataset))))
+
+
 def read_csv_records(path: Path) -> tuple[list[str], list[dict]]:
     """Header and records of a UTF-8 CSV; a short row's missing fields are "".
 

@@ -24,7 +24,7 @@ from hintgrpo.configs import (
     SFTScriptArguments,
     TeacherArguments,
 )
-from hintgrpo.data import attach_features, load_mmsa_features, load_task_dataset
+from hintgrpo.data import attach_features, first_rows, load_mmsa_features, load_task_dataset
 from hintgrpo.data.mmsa import MMSA_FEATURE_DIMS
 from hintgrpo.multimodal.data import with_media
 from hintgrpo.preprocess.augment import augment, augment_counts
@@ -102,8 +102,7 @@ def load_input(args: StepIOArguments) -> tuple[Dataset, str]:
         )
         dataset = attach_features(dataset, features, source=args.features_file)
         source = args.features_file
-    if args.limit is not None:
-        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    dataset = first_rows(dataset, args.limit)
     return dataset, source
 
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from hintgrpo.configs import SynthesizeArguments
 from hintgrpo.data.errors import require_unique_ids
-from hintgrpo.data.loaders import load_task_dataset
+from hintgrpo.data.loaders import first_rows, load_task_dataset
 from hintgrpo.jsonl import read_records
 from hintgrpo.tasks import TaskSpec, get_task
 from hintgrpo.teachers import Teacher, TeacherRequestError, build_teacher
@@ -79,8 +79,7 @@ def synthesize(args: SynthesizeArguments, dataset: Dataset | None = None) -> dic
     task = get_task(args.task)
     if dataset is None:
         dataset = load_task_dataset(args.task, args.data_dir, args.split, skip_bad_rows=args.skip_bad_rows)
-    if args.limit is not None:
-        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    dataset = first_rows(dataset, args.limit)
     require_unique_ids(f"{args.task} {args.split} rows", dataset["id"])
     output = Path(args.output_file)
     done = {(record["task"], record["id"]) for record in read_records(output)}
