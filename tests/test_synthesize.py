@@ -298,14 +298,19 @@ def test_redact_removes_the_key_and_bearer_tokens():
     )
 
 
+def exit_message_of_three_rows(server: ChatServer, real_data_dir, tmp_path) -> str:
+    """`hintgrpo synthesize` of 3 rows against `server`, which must end the run with an error message."""
+    command = ["synthesize", "--data_dir", str(real_data_dir), "--backend", "openai", "--limit", "3"]
+    command += ["--base_url", server.base_url, "--teacher_model", "teacher", "--max_request_retries", "1"]
+    command += ["--output_file", str(tmp_path / "cot.jsonl"), "--backoff_base", "0.01"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(command)
+    return str(exit_info.value.code)
+
+
 def test_a_run_in_which_every_sample_failed_exits_non_zero_and_says_why(real_data_dir, tmp_path, capsys):
     with ChatServer(lambda messages: "", fault=lambda n, messages: "http_503") as server:
-        command = ["synthesize", "--data_dir", str(real_data_dir), "--backend", "openai", "--limit", "3"]
-        command += ["--base_url", server.base_url, "--teacher_model", "teacher", "--max_request_retries", "1"]
-        command += ["--output_file", str(tmp_path / "cot.jsonl"), "--backoff_base", "0.01"]
-        with pytest.raises(SystemExit) as exit_info:
-            main(command)
-    message = str(exit_info.value.code)
+        message = exit_message_of_three_rows(server, real_data_dir, tmp_path)
     assert message.startswith("error: no sample was accepted, and 3 failed") and "'http_503': 6" in message
     assert '"failed": 3' in capsys.readouterr().out
 
@@ -313,12 +318,7 @@ def test_a_run_in_which_every_sample_failed_exits_non_zero_and_says_why(real_dat
 def test_a_run_in_which_some_samples_failed_exits_non_zero_and_says_how_many(real_data_dir, tmp_path):
     samples = rows(real_data_dir, "emobank", "train", 3)
     with ChatServer(lexicon_reply(samples), fault=failing(samples, samples[0]["id"], "http_503")) as server:
-        command = ["synthesize", "--data_dir", str(real_data_dir), "--backend", "openai", "--limit", "3"]
-        command += ["--base_url", server.base_url, "--teacher_model", "teacher", "--max_request_retries", "1"]
-        command += ["--output_file", str(tmp_path / "cot.jsonl"), "--backoff_base", "0.01"]
-        with pytest.raises(SystemExit) as exit_info:
-            main(command)
-    message = str(exit_info.value.code)
+        message = exit_message_of_three_rows(server, real_data_dir, tmp_path)
     assert message.startswith("error: 2 samples were accepted, and 1 failed") and "rerun to retry" in message
     assert len(read_records(tmp_path / "cot.jsonl")) == 2  # the accepted records are kept
 
