@@ -130,6 +130,18 @@ def test_lexicon_self_question_on_a_real_sentence(real_data_dir):
     assert self_question_problem("It is sad.", "negative")
 
 
+def test_a_cot_file_without_its_final_newline_loses_no_record(cot_file, tmp_path, caplog):
+    lines = cot_file.read_text().splitlines()
+    no_final_newline = tmp_path / "cot.jsonl"
+    no_final_newline.write_text("\n".join(lines))
+    assert len(load_cot_records(no_final_newline)) == len(lines)
+    # A last line that is not a whole record yet (a file still being appended to) is skipped, and said so.
+    being_written = tmp_path / "being_written.jsonl"
+    being_written.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])
+    assert len(load_cot_records(being_written)) == len(lines) - 1
+    assert "line 12 is not a whole record yet" in caplog.text
+
+
 def test_augment_keeps_source_ids_gives_new_rationales_and_is_cached(cot_file, tmp_path, monkeypatch):
     records = load_cot_records(cot_file)
     args = AugmentArguments(augmenters=["paraphrase", "self_question"], paraphrases=2)

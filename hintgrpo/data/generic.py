@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from datasets import Dataset
@@ -15,18 +16,29 @@ from hintgrpo.data.errors import RowGuard, require_columns
 from hintgrpo.data.loaders import LOADERS, Loader, make_sample, read_csv_records, register_loader
 from hintgrpo.tasks import TaskSpec, get_task
 
+logger = logging.getLogger(__name__)
+
 GENERIC_SUFFIXES = (".jsonl", ".csv")
+
+
+def is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def read_jsonl_records(path: Path, guard: RowGuard, still_written: bool = False) -> list[tuple[int, dict]]:
     """(line number, object) for each non-blank line; a line that is not a JSON object goes to `guard`.
 
-    With `still_written`, a last line without its newline is a record being appended as the file is read: skipped.
+    With `still_written`, a last line without its newline may be a record being appended as the file is read: it
+    is kept when it is a whole JSON object (a file that merely lacks its final newline), else skipped with a warning.
     """
     records = []
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line_number, line in enumerate(handle, start=1):
-            if still_written and not line.endswith("\n"):
+            if still_written and not line.endswith("\n") and not is_json_object(line):
+                logger.warning("%s: line %d is not a whole record yet (being written?): skipped", path, line_number)
                 break
             if not line.strip():
                 continue
