@@ -108,6 +108,21 @@ def test_a_last_line_cut_inside_a_quoted_field_is_an_error_naming_the_row(
         assert str(path) in str(info.value)
 
 
+def test_a_row_with_an_unquoted_comma_is_an_error_naming_the_row(real_data_dir, tmp_path):
+    path = real_copy(real_data_dir, tmp_path, EMOBANK)
+    lines = csv_lines(path)
+    lines[5] = lines[5] + b",but then it rained"  # a field past the header: what an unquoted comma leaves
+    write_csv_lines(path, lines)
+    with pytest.raises(DataError, match="row 5: 1 more field"):
+        load_task_dataset("emobank", tmp_path, "train")
+
+
+def test_a_csv_that_starts_with_a_bom_loads(real_data_dir, tmp_path):
+    path = real_copy(real_data_dir, tmp_path, EMOBANK)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert len(load_task_dataset("emobank", tmp_path, "dev")) == len(load_task_dataset("emobank", real_data_dir, "dev"))
+
+
 @pytest.mark.parametrize("value", [b"Dev", b"tr\xffin"], ids=["typo", "bad-bytes"])
 def test_emobank_unknown_split_value_is_an_error_in_every_split(real_data_dir, tmp_path, caplog, value):
     path = real_copy(real_data_dir, tmp_path, EMOBANK)

@@ -105,13 +105,14 @@ def first_rows(dataset: Dataset, limit: int | None) -> Dataset:
 
 
 def read_csv_records(path: Path) -> tuple[list[str], list[dict]]:
-    """Header and records of a UTF-8 CSV; a short row's missing fields are "".
+    """Header and records of a UTF-8 CSV (a leading BOM allowed); a short row's missing fields are "", a long row
+    is an error.
 
     A byte that is not UTF-8 becomes U+FFFD, which RowGuard.decodes reports with its row and field (and which
     skip_bad_rows can skip), instead of one bad byte failing the whole file. Strict parsing makes a quoted field
     that the file ends inside (a file cut short) an error, where csv would return what it read of it.
     """
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:  # -sig: a leading BOM is dropped
         reader = csv.DictReader(handle, restval="", strict=True)
         records = []
         try:
@@ -119,6 +120,12 @@ def read_csv_records(path: Path) -> tuple[list[str], list[dict]]:
         except csv.Error as error:
             message = f"not valid CSV at line {reader.line_num} ({error}): a stray quote, or a quoted field left open"
             raise DataError(path, len(records) + 1, None, message + " (as in a file cut short)") from None
+        for row, record in enumerate(records, start=1):
+            if None in record:  # csv keeps the fields past the header under the key None
+                extra = len(record[None])
+                raise DataError(
+                    path, row, None, f"{extra} more field(s) than the header: an unquoted comma inside a field?"
+                )
         return list(reader.fieldnames or []), records
 
 
