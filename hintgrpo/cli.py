@@ -46,12 +46,66 @@ class Parser(TrlParser):
     def error(self, message: str):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
+    def parse_args_and_config(self, args=None, **kwargs):
+        args = list(args) if args is not None else sys.argv[1:]
+        if "--config" in args and args.index("--config") + 1 < len(args):
+            check_unique_keys(args[args.index("--config") + 1])
+        return super().parse_args_and_config(args, **kwargs)
+
     def set_defaults_with_config(self, **config) -> list[str]:
         # A YAML key may be any of an option's names, as on the command line: `backend:` in a synthesize config
         # is teacher_backend (TRL matches keys to field names only).
         flags = [(flag, action.dest) for action in self._actions for flag in action.option_strings]
         names = {flag.removeprefix("--"): dest for flag, dest in flags if flag.startswith("--")}
+        actions = {action.dest: action for action in self._actions}
+        for key, value in config.items():
+            if names.get(key, key) in actions:
+                check_config_value(key, value, actions[names.get(key, key)])
         return super().set_defaults_with_config(**{names.get(key, key): value for key, value in config.items()})
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise UsageError(f"config line {key_node.start_mark.line + 1}: {key!r} is given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def check_unique_keys(config_path: str) -> None:
+    with open(config_path, encoding="utf-8") as handle:
+        try:
+            yaml.load(handle, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        except UsageError as error:
+            raise UsageError(f"{config_path}, {error}") from None
+
+
+def check_config_value(key: str, value, action) -> None:
+    """A YAML value of the option's type: argparse converts command-line strings, but config values pass as they are."""
+    if value is None:
+        return
+    # TRL wraps the converter of an optional option, keeping the inner type's name.
+    kind = {"int": int, "float": float, "str": str}.get(getattr(action.type, "__name__", ""))
+    values = value if action.nargs in ("+", "*") and isinstance(value, list) else [value]
+    for item in values:
+        if isinstance(item, str) and kind in (int, float):  # argparse converts a string (YAML reads 1e-5 so)
+            try:
+                item = action.type(item)
+            except ValueError:
+                raise UsageError(f"config key {key!r}: {item!r} is not a number") from None
+        if kind is int and item is not None and (isinstance(item, bool) or not isinstance(item, int)):
+            raise UsageError(f"config key {key!r}: {item!r} is not an integer")
+        if kind is float and item is not None and (isinstance(item, bool) or not isinstance(item, int | float)):
+            raise UsageError(f"config key {key!r}: {item!r} is not a number")
+        if kind is str and isinstance(item, int | float | bool):
+            raise UsageError(f"config key {key!r}: {item!r} is not a string")  # (lists pass: report_to takes one)
+        if action.choices and isinstance(item, str) and item not in action.choices:
+            raise UsageError(f"config key {key!r}: {item!r} is not one of {list(action.choices)}")
 
 
 def user_errors() -> tuple[type[Exception], ...]:

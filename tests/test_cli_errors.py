@@ -73,13 +73,26 @@ def test_script_error_is_one_line_without_traceback(case, tmp_path):
     assert len(errors) == 1 and message.format(tmp=tmp_path) in errors[0], result.stderr[-3000:]
 
 
-def test_a_malformed_yaml_config_is_one_line(tmp_path):
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("task: emobank\nlimit: [1\n", "while parsing a flow sequence"),  # malformed
+        ("limit: 2.7\n", "config key 'limit': 2.7 is not an integer"),
+        ("batch_size: 6.5\n", "config key 'batch_size': 6.5 is not an integer"),
+        ("task: 5\n", "config key 'task': 5 is not a string"),
+        ("prompt_style: fancy\n", "config key 'prompt_style': 'fancy' is not one of"),
+        ("task: emobank\nlimit: 3\ntask: meld_sentiment\n", "eval.yaml, config line 3: 'task' is given twice"),
+    ],
+    ids=["malformed", "float-for-int", "float-batch", "number-for-text", "bad-choice", "duplicate-key"],
+)
+def test_a_bad_yaml_config_is_one_line(tmp_path, yaml_text, message):
     config = tmp_path / "eval.yaml"
-    config.write_text("task: emobank\nlimit: [1\n")
+    config.write_text(yaml_text)
     with pytest.raises(SystemExit) as exit_info:
         main(["evaluate", "--config", str(config)])
     error = exit_info.value.code
     assert isinstance(error, str) and error.startswith("error: ") and "\n" not in error
+    assert message in error
 
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):
