@@ -235,12 +235,16 @@ def test_api_key_is_sent_as_bearer_and_never_logged_or_written(real_data_dir, tm
     monkeypatch.setenv("HINTGRPO_TEACHER_API_KEY", key)
     caplog.set_level(logging.DEBUG)
     samples = rows(real_data_dir, "emobank", "train", 3)
-    with ChatServer(lexicon_reply(samples), fault=failing(samples, samples[0]["id"], "http_500")) as server:
+    with (
+        ChatServer(lexicon_reply(samples), fault=failing(samples, samples[0]["id"], "http_500")) as server,
+        pytest.raises(SystemExit) as exit_info,  # a failed sample makes the run exit non-zero
+    ):
         main(
             ["synthesize", "--task", "emobank", "--data_dir", str(real_data_dir), "--split", "train"]
             + ["--backend", "openai", "--base_url", server.base_url, "--teacher_model", "teacher", "--limit", "3"]
             + ["--output_file", str(tmp_path / "cot.jsonl"), "--max_request_retries", "1", "--backoff_base", "0.01"]
         )
+    assert key not in str(exit_info.value.code)
     assert {headers["Authorization"] for headers, _ in server.received} == {f"Bearer {key}"}
     output = capsys.readouterr()
     assert '"failed": 1' in output.out and "left for a rerun" in caplog.text
