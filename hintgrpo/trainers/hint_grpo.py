@@ -337,13 +337,6 @@ class HintGRPOTrainer(GRPOTrainer):
         tool_mask[self._dead_rows] = 0
         output["tool_mask"] = tool_mask
         output["num_items_in_batch"] = self.accelerator.gather((completion_mask * tool_mask).sum()).sum()
-        metrics = self._metrics["train"]
-        metrics["dapo/dropped_row_frac"].append(
-            self.accelerator.gather(torch.tensor([float(len(self._dead_rows))], device=completion_mask.device))
-            .sum()
-            .item()
-            / (completion_mask.size(0) * self.accelerator.num_processes)
-        )
 
     def _train_offpolicy_tokens(self, output: dict) -> None:
         """Log the share of trained tokens that are off-policy (sampled under the hint, trained without it) and, under
@@ -472,11 +465,10 @@ class HintGRPOTrainer(GRPOTrainer):
         fewer rows to score pads them with copies of one row and drops their results.
         """
         rows = self._ledger.unscored()
-        counts = self.accelerator.gather(torch.tensor([len(rows)], device=self.accelerator.device))
-        padded_count = int(counts.max().item())
+        padded, _ = self._padded_to_busiest_rank(rows)
+        padded_count = len(padded)
         if padded_count == 0:
             return
-        padded = rows + [rows[0] if rows else 0] * (padded_count - len(rows))
         pending = self._pending_extra_logs, self._pending_metrics
         self._pending_extra_logs, self._pending_metrics = defaultdict(list), defaultdict(list)
         try:
@@ -574,16 +566,20 @@ class HintGRPOTrainer(GRPOTrainer):
             self._refills = ShuffledRows(list(range(len(self.train_dataset))), generator)
         return self._refills
 
+    def _padded_to_busiest_rank(self, rows: list[int]) -> tuple[list[int], int]:
+        """`rows` padded with copies of one row to the most any rank holds, and the rows of all ranks together."""
+        counts = self.accelerator.gather(torch.tensor([len(rows)], device=self.accelerator.device))
+        padded = rows + [rows[0] if rows else 0] * (int(counts.max().item()) - len(rows))
+        return padded, int(counts.sum().item())
+
     def _regenerate(self, rows: list[int], prompts: list, inputs: list[dict], generation: Generation, mode: str):
         """Sample `rows` again (hinted per `mode`) and write them into `generation`.
 
         Every rank generates the same number of rows (padding with throwaway copies), so collective
         generation backends (vLLM server, DeepSpeed ZeRO-3 gathering) see matching calls on all ranks.
         """
-        counts = self.accelerator.gather(torch.tensor([len(rows)], device=self.accelerator.device))
-        padded_count = int(counts.max().item())
-        self._count_generated(int(counts.sum().item()))
-        padded_rows = rows + [rows[0] if rows else 0] * (padded_count - len(rows))
+        padded_rows, total = self._padded_to_busiest_rank(rows)
+        self._count_generated(total)
         # A refill ("none") needs no polarity, and the dataset may have none.
         polarities = [inputs[i]["polarity"] if mode != "none" else None for i in padded_rows]
         if mode == "prompt":
